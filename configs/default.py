@@ -1,0 +1,73 @@
+"""FCN-8s on the embedded procedural dataset, sized for a CPU (runs in minutes).
+
+Variants: ``--config configs/default.py:fcn32s`` (or fcn16s, fcn8s). Any field can be
+overridden on the command line, e.g. ``--config.optim.learning_rate=3e-4``; unknown keys are
+errors.
+"""
+
+import ml_collections
+
+VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The default config; ``arg`` picks the FCN variant (default fcn8s)."""
+    variant = arg or "fcn8s"
+    if variant not in VARIANTS:
+        raise ValueError(f"configs/default.py:{variant}: expected one of {VARIANTS}")
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "fcn_shapes"            # TFDS builder: fcn_shapes (embedded)
+    c.data.builder_config = "default"     # fcn_shapes builder config: default | tiny
+    c.data.data_dir = ""                  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
+    c.data.train_split = "train"
+    c.data.eval_split = "validation"
+    c.data.crop_size = 96                 # square training crop (pixels)
+    c.data.scale_range = (0.75, 1.25)     # random rescale before cropping
+    c.data.flip = True                    # random horizontal flip
+    c.data.num_threads = 2                # Grain reader threads
+    c.data.prefetch = 8                   # batches prefetched ahead of the step
+
+    c.model = ml_collections.ConfigDict()
+    c.model.variant = variant
+    c.model.width = 0.125                 # VGG16 channel multiplier (1.0 = the paper's net)
+    c.model.fc_channels = 0               # 0 = 4096 * width
+    c.model.dropout_rate = 0.5
+    c.model.learn_upsampling = False      # True: bilinear-initialised, learned ConvTranspose
+    c.model.skip_scales = (1.0, 1.0)      # (pool4, pool3); (0.01, 1e-4) = "at-once" FCN-8s
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.normalize = True               # mean over valid pixels; False = summed (release)
+    c.loss.class_weights = ()             # () = unweighted; else one weight per class
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.name = "adam"                 # adam | sgd
+    c.optim.learning_rate = 1e-3
+    c.optim.momentum = 0.9                # sgd only
+    c.optim.nesterov = False              # sgd only
+    c.optim.b1 = 0.9                      # adam only
+    c.optim.b2 = 0.999                    # adam only
+    c.optim.weight_decay = 5e-4
+    c.optim.bias_lr_mult = 1.0            # 2.0 = the paper's biases at twice the rate
+    c.optim.schedule = "cosine"           # constant | cosine | step
+    c.optim.warmup_steps = 50
+    c.optim.decay_steps = ()              # "step" schedule: x0.1 at each of these steps
+
+    c.train = ml_collections.ConfigDict()
+    c.train.batch_size = 16               # global batch, split over devices
+    c.train.num_steps = 1500
+    c.train.log_every = 25
+    c.train.eval_every = 500
+    c.train.checkpoint_every = 250
+    c.train.max_checkpoints = 2
+    c.train.num_overlays = 4              # validation images rendered at each evaluation
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.batch_size = 16
+
+    c.parallel = ml_collections.ConfigDict()
+    c.parallel.mode = "mesh"              # mesh (jit over a 1-D device mesh) | pmap
+    c.parallel.num_devices = 0            # 0 = every local device
+    return c

@@ -1,0 +1,1 @@
+"""JAX/Flax Fully Convolutional Networks for semantic segmentation."""

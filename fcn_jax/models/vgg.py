@@ -1,0 +1,86 @@
+"""VGG16 trunk with convolutionalized fc6/fc7 (FCN paper, section 3.1 and 4.1).
+
+fc6 becomes a 7x7 convolution and fc7 a 1x1 convolution, so the classifier slides over inputs
+of any size. A width multiplier scales every channel count (1.0 is the paper's VGG16) so the
+same architecture can be studied on a CPU. No BatchNorm, as in the paper.
+
+Pooling rounds up (ceil mode), so pool k of an H-pixel input has exactly ceil(H / 2**k)
+pixels; convolutions use "SAME" padding. Dropout masks are drawn per example from per-example
+keys, so a data-parallel step draws the same masks however the batch is split over devices.
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+# (block name, number of 3x3 convs, channels at width 1.0) -- conv1..conv5.
+VGG16_BLOCKS = (("conv1", 2, 64), ("conv2", 2, 128), ("conv3", 3, 256),
+                ("conv4", 3, 512), ("conv5", 3, 512))
+FC_CHANNELS = 4096
+
+he_normal = nnx.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
+
+
+def scaled(channels: int, width: float) -> int:
+    """Channel count at a width multiplier, never below 4."""
+    return max(4, int(round(channels * width)))
+
+
+def dropout(x: jax.Array, rate: float, keys: jax.Array | None) -> jax.Array:
+    """Inverted dropout with one key per example; identity when ``keys`` is None."""
+    if keys is None or rate == 0.0:
+        return x
+    keep = jax.vmap(lambda k: jax.random.bernoulli(k, 1.0 - rate, x.shape[1:]))(keys)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+def max_pool_ceil(x: jax.Array) -> jax.Array:
+    """2x2 max pooling, stride 2, rounding the output size up (Caffe's ceil mode)."""
+    return nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2), padding="SAME")
+
+
+class VGG16(nnx.Module):
+    """VGG16 convolutions plus fc6 (7x7 conv) and fc7 (1x1 conv), each with ReLU and dropout."""
+
+    def __init__(self, *, width: float = 1.0, fc_channels: int | None = None,
+                 dropout_rate: float = 0.5, rngs: nnx.Rngs):
+        self.dropout_rate = dropout_rate
+        blocks = []
+        in_ch = 3
+        for block, depth, channels in VGG16_BLOCKS:
+            out_ch = scaled(channels, width)
+            names = tuple(f"{block}_{i}" for i in range(1, depth + 1))
+            for name in names:
+                setattr(self, name, nnx.Conv(in_ch, out_ch, (3, 3), padding="SAME",
+                                             kernel_init=he_normal, rngs=rngs))
+                in_ch = out_ch
+            blocks.append(names)
+        self.blocks = tuple(blocks)
+        self.pool5_channels = in_ch
+        self.pool4_channels = scaled(VGG16_BLOCKS[3][2], width)
+        self.pool3_channels = scaled(VGG16_BLOCKS[2][2], width)
+        self.fc_channels = fc_channels or scaled(FC_CHANNELS, width)
+        self.fc6 = nnx.Conv(in_ch, self.fc_channels, (7, 7), padding="SAME",
+                            kernel_init=he_normal, rngs=rngs)
+        self.fc7 = nnx.Conv(self.fc_channels, self.fc_channels, (1, 1),
+                            kernel_init=he_normal, rngs=rngs)
+
+    def __call__(self, x: jax.Array, *, dropout_keys: jax.Array | None = None) -> dict:
+        """Features the FCN heads read: pool3 (stride 8), pool4 (16), pool5 and fc7 (32).
+
+        ``dropout_keys``: one PRNG key per example ([B]); None disables dropout (inference).
+        """
+        features = {}
+        for level, names in enumerate(self.blocks, start=1):
+            for name in names:
+                x = jax.nn.relu(getattr(self, name)(x))
+            x = max_pool_ceil(x)
+            features[f"pool{level}"] = x
+        keys6 = keys7 = None
+        if dropout_keys is not None:
+            pairs = jax.vmap(jax.random.split)(dropout_keys)
+            keys6, keys7 = pairs[:, 0], pairs[:, 1]
+        x = dropout(jax.nn.relu(self.fc6(x)), self.dropout_rate, keys6)
+        x = dropout(jax.nn.relu(self.fc7(x)), self.dropout_rate, keys7)
+        features["fc7"] = x
+        return features

@@ -1,0 +1,91 @@
+"""Data parallelism: one step body, wrapped by ``jax.pmap`` or by ``jax.jit`` over a mesh.
+
+``mode="pmap"``: state replicated on a leading device axis, batch reshaped to
+[devices, per-device batch, ...], collectives over axis "data".
+``mode="mesh"``: a 1-D ``Mesh`` over the devices with axis "data"; state replicated
+(``PartitionSpec()``), batch sharded on its first axis (``PartitionSpec("data")``).
+Multi-host: each process feeds its local slice of the global batch; see ``put_batch``.
+"""
+
+import functools
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+AXIS = "data"
+MODES = ("pmap", "mesh")
+
+
+class DataParallel:
+    """Places state and batches on devices and wraps step bodies for one parallel mode."""
+
+    def __init__(self, mode: str = "mesh", num_devices: int = 0):
+        if mode not in MODES:
+            raise ValueError(f"parallel.mode={mode!r}: expected one of {MODES}")
+        self.mode = mode
+        if mode == "pmap":
+            local = jax.local_devices()
+            if num_devices > len(local):
+                raise ValueError(f"parallel.num_devices={num_devices} but only {len(local)} "
+                                 "local devices exist")
+            self.devices = local[:num_devices] if num_devices else local
+            self.stacked = NamedSharding(Mesh(np.asarray(self.devices), (AXIS,)),
+                                         PartitionSpec(AXIS))
+        else:
+            every = jax.devices()
+            if num_devices > len(every):
+                raise ValueError(f"parallel.num_devices={num_devices} but only {len(every)} "
+                                 "devices exist")
+            self.devices = every[:num_devices] if num_devices else every
+            self.mesh = Mesh(np.asarray(self.devices), (AXIS,))
+            self.replicated = NamedSharding(self.mesh, PartitionSpec())
+            self.sharded = NamedSharding(self.mesh, PartitionSpec(AXIS))
+
+    @property
+    def num_devices(self) -> int:
+        """Devices taking part in the step (all processes' for mesh, local for pmap)."""
+        return len(self.devices)
+
+    def check_batch_size(self, global_batch: int, name: str = "train.batch_size") -> int:
+        """Per-process batch size; a batch that does not split evenly is an error."""
+        total = self.num_devices * (jax.process_count() if self.mode == "pmap" else 1)
+        if global_batch % total:
+            raise ValueError(f"{name}={global_batch} does not divide over {total} devices; "
+                             f"use a multiple of {total}")
+        return global_batch // jax.process_count()
+
+    def put_replicated(self, tree):
+        """Copy a host pytree to every device."""
+        if self.mode == "pmap":
+            n = len(self.devices)
+            return jax.device_put(jax.tree.map(lambda x: np.stack([np.asarray(x)] * n), tree),
+                                  self.stacked)
+        return jax.device_put(tree, self.replicated)
+
+    def get_replicated(self, tree):
+        """Bring a replicated device pytree back to the host as numpy (one copy)."""
+        if self.mode == "pmap":
+            tree = jax.tree.map(lambda x: x[0], tree)
+        return jax.device_get(tree)
+
+    def put_batch(self, batch: dict):
+        """Shard this process's slice of the global batch over the devices."""
+        if self.mode == "pmap":
+            n = len(self.devices)
+            return jax.device_put(
+                jax.tree.map(lambda x: x.reshape(n, -1, *x.shape[1:]), batch), self.stacked)
+        return jax.tree.map(
+            lambda x: jax.make_array_from_process_local_data(self.sharded, x), batch)
+
+    def wrap(self, body, *, num_args: int, donate: tuple = ()):
+        """Compile ``body(replicated, batch, replicated...)``: argument 1 is the batch.
+
+        ``body`` takes ``axis_name``; pmap passes "data", mesh passes None.
+        """
+        if self.mode == "pmap":
+            return jax.pmap(functools.partial(body, axis_name=AXIS), axis_name=AXIS,
+                            devices=self.devices, donate_argnums=donate)
+        shardings = tuple(self.sharded if i == 1 else self.replicated for i in range(num_args))
+        return jax.jit(functools.partial(body, axis_name=None), in_shardings=shardings,
+                       out_shardings=self.replicated, donate_argnums=donate)

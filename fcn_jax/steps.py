@@ -1,0 +1,77 @@
+"""The train-step and eval-step bodies (FCN paper, section 4.3: end-to-end pixelwise training).
+
+Each body is a pure function of arrays. ``axis_name`` is the pmap axis when the body runs
+under ``jax.pmap`` (sums go through ``lax.psum``) and None under ``jax.jit`` over a device
+mesh, where XLA partitions the same global computation. Loss sums and valid-pixel counts are
+summed over devices before dividing, and dropout keys are per global example index, so both
+wrappers produce the update a single device would.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from fcn_jax import losses, metrics
+
+TrainState = dict[str, Any]  # {"step": int32[], "params": nnx.State, "opt_state", "rng": key}
+
+
+def global_example_offset(local_batch: int, axis_name: str | None) -> jax.Array:
+    """Index of this shard's first example in the global batch."""
+    if axis_name is None:
+        return jnp.int32(0)
+    return jax.lax.axis_index(axis_name) * local_batch
+
+
+def example_keys(rng: jax.Array, step: jax.Array, local_batch: int,
+                 axis_name: str | None) -> jax.Array:
+    """One dropout key per example, a function of (seed, step, global example index) only."""
+    step_key = jax.random.fold_in(rng, step)
+    index = global_example_offset(local_batch, axis_name) + jnp.arange(local_batch)
+    return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(index)
+
+
+def all_sum(tree, axis_name: str | None):
+    """Sum over the pmap axis (identity under jit, whose arrays are already global)."""
+    return tree if axis_name is None else jax.lax.psum(tree, axis_name)
+
+
+def train_step(state: TrainState, batch: dict, *, graphdef, constants, tx, num_classes: int,
+               normalize_loss: bool, class_weights, axis_name: str | None):
+    """One SGD/Adam step on a batch {image uint8 [B,H,W,3], label [B,H,W]}; returns metrics."""
+    images, labels = batch["image"], batch["label"]
+    keys = example_keys(state["rng"], state["step"], images.shape[0], axis_name)
+
+    def loss_terms(params):
+        model = nnx.merge(graphdef, params, constants)
+        logits = model(images, dropout_keys=keys)
+        total, weight = losses.pixel_cross_entropy_terms(logits, labels,
+                                                         class_weights=class_weights)
+        return total, (weight, logits)
+
+    (total, (weight, logits)), grads = jax.value_and_grad(loss_terms, has_aux=True)(
+        state["params"])
+    confusion = metrics.confusion_matrix(labels, jnp.argmax(logits, -1), num_classes)
+    total, weight, grads, confusion = all_sum((total, weight, grads, confusion), axis_name)
+    denom = jnp.maximum(weight, 1e-12) if normalize_loss else 1.0
+    grads = jax.tree.map(lambda g: g / denom, grads)
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    new_state = dict(state, step=state["step"] + 1, opt_state=opt_state,
+                     params=jax.tree.map(jnp.add, state["params"], updates))
+    return new_state, {"loss": total / denom, "confusion": confusion}
+
+
+def predict(params, images: jax.Array, *, graphdef, constants) -> jax.Array:
+    """Per-pixel class predictions (argmax of the logits), no dropout."""
+    model = nnx.merge(graphdef, params, constants)
+    return jnp.argmax(model(images), axis=-1)
+
+
+def eval_step(params, batch: dict, confusion: jax.Array, *, graphdef, constants,
+              num_classes: int, axis_name: str | None):
+    """Add one batch's confusion matrix (ignore pixels excluded) to the running one."""
+    pred = predict(params, batch["image"], graphdef=graphdef, constants=constants)
+    batch_confusion = metrics.confusion_matrix(batch["label"], pred, num_classes)
+    return confusion + all_sum(batch_confusion, axis_name)
