@@ -1,8 +1,8 @@
 """Optimisers and learning-rate schedules (FCN paper, section 4.3).
 
 The paper trains with SGD, momentum 0.9, weight decay 5e-4 and biases at twice the learning
-rate; Adam is offered for quick studies from scratch. Weight decay is added to the gradient
-(L2 regularisation, as Caffe does) and, as in the reference release, not applied to biases.
+rate; Adam (with decoupled weight decay) is offered for quick studies from scratch. As in the
+reference release, biases are not decayed.
 """
 
 import jax
@@ -32,16 +32,20 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> 
 
 def base_optimizer(optim: ml_collections.ConfigDict, schedule: optax.Schedule,
                    weight_decay: float) -> optax.GradientTransformation:
-    """SGD with momentum or Adam at ``schedule``, with L2 weight decay added to the gradient."""
+    """SGD with momentum and L2 decay in the gradient (as Caffe), or Adam with decoupled decay.
+
+    Adam normalises each coordinate, so an L2 term added to a tiny data gradient (the trunk's,
+    while the zero-initialised score layers are still small) would shrink weights at the full
+    learning rate; AdamW's decoupled decay does not.
+    """
     if optim.name == "sgd":
         core = optax.sgd(schedule, momentum=optim.momentum or None, nesterov=optim.nesterov)
-    elif optim.name == "adam":
-        core = optax.adam(schedule, b1=optim.b1, b2=optim.b2)
-    else:
-        raise ValueError(f"optim.name={optim.name!r}: expected 'sgd' or 'adam'")
-    if weight_decay:
-        return optax.chain(optax.add_decayed_weights(weight_decay), core)
-    return core
+        if weight_decay:
+            return optax.chain(optax.add_decayed_weights(weight_decay), core)
+        return core
+    if optim.name == "adam":
+        return optax.adamw(schedule, b1=optim.b1, b2=optim.b2, weight_decay=weight_decay)
+    raise ValueError(f"optim.name={optim.name!r}: expected 'sgd' or 'adam'")
 
 
 def parameter_kind(path: tuple, _) -> str:

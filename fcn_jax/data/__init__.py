@@ -1,0 +1,47 @@
+"""Datasets: TFDS builders read through ``tfds.data_source`` (no TensorFlow at runtime)."""
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import ml_collections
+
+from fcn_jax.data import embedded
+
+BUILDERS = {"fcn_shapes": embedded.prepare}
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A prepared dataset: its splits as random-access sources and its class names."""
+
+    name: str
+    class_names: tuple[str, ...]
+    splits: dict[str, Sequence]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def split(self, name: str) -> Sequence:
+        """A split's data source; an unknown split names the ones that exist."""
+        if name not in self.splits:
+            raise ValueError(f"split {name!r} not in dataset {self.name!r}: "
+                             f"available {sorted(self.splits)}")
+        return self.splits[name]
+
+
+def data_dir(config: ml_collections.ConfigDict) -> str:
+    """config.data.data_dir, else $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
+    return (config.data.data_dir or os.environ.get("TFDS_DATA_DIR")
+            or os.path.expanduser("~/tensorflow_datasets"))
+
+
+def build(config: ml_collections.ConfigDict) -> Dataset:
+    """Prepare (once) and open the dataset ``config.data`` names."""
+    name = config.data.name
+    if name not in BUILDERS:
+        raise ValueError(f"data.name={name!r}: expected one of {sorted(BUILDERS)}")
+    builder = BUILDERS[name](data_dir(config), config.data.builder_config)
+    splits = {split: builder.as_data_source(split) for split in builder.info.splits}
+    return Dataset(name, tuple(builder.info.metadata["class_names"]), splits)

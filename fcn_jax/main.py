@@ -1,0 +1,36 @@
+"""Command line: ``python -m fcn_jax.main --config configs/default.py --workdir DIR``.
+
+``--mode train`` (default) trains and evaluates, resuming from the workdir's checkpoints;
+``--mode eval`` scores the latest checkpoint. Override any config field with
+``--config.a.b=value``; an unknown key is an error.
+"""
+
+import json
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from fcn_jax import train
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py:fcn8s.",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
+flags.DEFINE_enum("mode", "train", ["train", "eval"], "Train (and evaluate) or only evaluate.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    if FLAGS.mode == "train":
+        result = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    else:
+        result = train.evaluate_checkpoint(FLAGS.config, FLAGS.workdir)
+    summary = {k: result[k] for k in ("split", "step", "metrics", "majority_baseline")}
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,194 @@
+"""Training and evaluation loops (FCN paper, section 4.3: end-to-end, whole-image training).
+
+``train_and_evaluate(config, workdir)`` trains with periodic evaluation, logs to
+``metrics.jsonl`` and TensorBoard, renders prediction overlays, checkpoints with orbax and
+resumes automatically: running the same command again continues from the latest checkpoint
+(model, optimiser, step, RNG; the data position is the step).
+"""
+
+import functools
+import json
+import os
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from flax import nnx
+from tqdm import tqdm
+
+from fcn_jax import data, metrics, models, optim, steps, viz
+from fcn_jax.checkpoint import Checkpointer
+from fcn_jax.data import pipeline
+from fcn_jax.models.vgg import TRUNK_STRIDE
+from fcn_jax.parallel import DataParallel
+from fcn_jax.writer import MetricWriter
+
+
+class Trainer:
+    """Everything one run needs: data, model pieces, optimiser, compiled steps, state."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+        self.config = config
+        self.workdir = workdir
+        self.dataset = data.build(config)
+        self.num_classes = self.dataset.num_classes
+        self.parallel = DataParallel(config.parallel.mode, config.parallel.num_devices)
+        self.local_batch = self.parallel.check_batch_size(config.train.batch_size)
+        self.eval_local_batch = self.parallel.check_batch_size(config.eval.batch_size,
+                                                               "eval.batch_size")
+        model = models.build(config, self.num_classes, config.seed)
+        self.graphdef, params, self.constants = nnx.split(model, nnx.Param, ...)
+        self.schedule = optim.learning_rate_schedule(config.optim, config.train.num_steps)
+        tx = optim.build(config.optim, config.train.num_steps)
+        self.state = {"step": np.int32(0), "params": params, "opt_state": tx.init(params),
+                      "rng": jax.random.PRNGKey(config.seed)}
+        class_weights = tuple(config.loss.class_weights) or None
+        if class_weights is not None and len(class_weights) != self.num_classes:
+            raise ValueError(f"loss.class_weights has {len(class_weights)} entries; the "
+                             f"dataset has {self.num_classes} classes")
+        pieces = {"graphdef": self.graphdef, "constants": self.constants,
+                  "num_classes": self.num_classes}
+        self.train_step = self.parallel.wrap(
+            functools.partial(steps.train_step, tx=tx, normalize_loss=config.loss.normalize,
+                              class_weights=class_weights, **pieces),
+            num_args=2, donate=(0,))
+        self.eval_step = self.parallel.wrap(functools.partial(steps.eval_step, **pieces),
+                                            num_args=3)
+        self.predict = jax.jit(functools.partial(steps.predict, graphdef=self.graphdef,
+                                                 constants=self.constants))
+
+    def evaluate(self, params, split: str) -> dict:
+        """The paper's metrics over a whole split (params on devices, replicated)."""
+        confusion = self.parallel.put_replicated(
+            np.zeros((self.num_classes, self.num_classes), np.int32))
+        for batch in pipeline.eval_batches(self.dataset.split(split),
+                                           local_batch=self.eval_local_batch,
+                                           stride=TRUNK_STRIDE):
+            confusion = self.eval_step(params, self.parallel.put_batch(batch), confusion)
+        hist = np.asarray(self.parallel.get_replicated(confusion), np.int64)
+        result = metrics.segmentation_metrics(hist)
+        result["confusion"] = hist.tolist()
+        return result
+
+    def save_overlays(self, host_params, step: int) -> None:
+        """Render image | ground truth | prediction for the first validation images."""
+        count = self.config.train.num_overlays
+        source = self.dataset.split(self.config.data.eval_split)
+        examples = [pipeline.decode(source[i]) for i in range(min(count, len(source)))]
+        if not examples:
+            return
+        batch = pipeline.pad_batch(examples, TRUNK_STRIDE, len(examples))
+        pred = np.asarray(self.predict(host_params, batch["image"]))
+        path = os.path.join(self.workdir, "overlays", f"step_{step:06d}.png")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        viz.save_overlays(path, [i for i, _ in examples], [l for _, l in examples],
+                          [p[:l.shape[0], :l.shape[1]] for p, (_, l) in zip(pred, examples)],
+                          self.num_classes)
+
+
+def majority_baseline(hist: np.ndarray) -> dict:
+    """Metrics of predicting the most frequent ground-truth class everywhere."""
+    hist = np.asarray(hist)
+    gt_total = hist.sum(axis=1)
+    baseline = np.zeros_like(hist)
+    baseline[:, int(np.argmax(gt_total))] = gt_total
+    return metrics.segmentation_metrics(baseline)
+
+
+def summary(result: dict) -> dict:
+    """The four paper metrics of a metrics dict, as percentages."""
+    return {k: round(100 * result[k], 2) for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")}
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Write JSON atomically (a temporary file renamed into place)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(tmp, path)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Train (resuming if ``workdir`` has a checkpoint), evaluate, return the final metrics."""
+    os.makedirs(workdir, exist_ok=True)
+    is_chief = jax.process_index() == 0
+    if is_chief:
+        write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
+    trainer = Trainer(config, workdir)
+    checkpointer = Checkpointer(workdir, config.train.max_checkpoints)
+    state = trainer.state
+    if checkpointer.latest_step() is not None:
+        state = checkpointer.restore(state)
+        print(f"resumed from {checkpointer.directory} at step {int(state['step'])}")
+    start, num_steps = int(state["step"]), config.train.num_steps
+    writer = MetricWriter(workdir, enabled=is_chief)
+    device_state = trainer.parallel.put_replicated(state)
+    train_data = pipeline.train_dataset(
+        trainer.dataset.split(config.data.train_split), local_batch=trainer.local_batch,
+        seed=config.seed, crop_size=config.data.crop_size,
+        scale_range=tuple(config.data.scale_range), flip=config.data.flip)
+    batches = pipeline.train_iterator(train_data, start, num_threads=config.data.num_threads,
+                                      prefetch=config.data.prefetch)
+    pending, tick = [], time.perf_counter()
+    progress = tqdm(total=num_steps, initial=start, desc="train", disable=not is_chief,
+                    dynamic_ncols=True)
+    for step in range(start + 1, num_steps + 1):
+        device_state, step_metrics = trainer.train_step(device_state,
+                                                        trainer.parallel.put_batch(next(batches)))
+        pending.append(step_metrics)
+        progress.update(1)
+        if step % config.train.log_every == 0 or step == num_steps:
+            logged = trainer.parallel.get_replicated(pending)
+            loss = float(np.mean([m["loss"] for m in logged]))
+            if not np.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss is {loss} at step {step}; stopped without saving. The last "
+                    f"good checkpoint is step {checkpointer.latest_step()} in {checkpointer.directory}")
+            train_metrics = metrics.segmentation_metrics(sum(m["confusion"] for m in logged))
+            elapsed, tick = time.perf_counter() - tick, time.perf_counter()
+            writer.write(step, "train", {
+                "loss": loss, "pixel_acc": train_metrics["pixel_acc"],
+                "mean_iu": train_metrics["mean_iu"], "learning_rate": float(trainer.schedule(step)),
+                "steps_per_sec": len(logged) / elapsed})
+            progress.set_postfix(loss=f"{loss:.4f}", train_miu=f"{train_metrics['mean_iu']:.3f}")
+            pending = []
+        if step % config.train.eval_every == 0 or step == num_steps:
+            result = trainer.evaluate(device_state["params"], config.data.eval_split)
+            writer.write(step, "eval", {k: v for k, v in result.items() if k != "confusion"})
+            progress.write(f"step {step}: {config.data.eval_split} {summary(result)}")
+            if is_chief:
+                trainer.save_overlays(trainer.parallel.get_replicated(device_state["params"]), step)
+        if step % config.train.checkpoint_every == 0 or step == num_steps:
+            checkpointer.save(step, trainer.parallel.get_replicated(device_state))
+    progress.close()
+    checkpointer.close()
+    writer.close()
+    final = trainer.evaluate(device_state["params"], config.data.eval_split)
+    return finish(config, workdir, final, is_chief)
+
+
+def finish(config: ml_collections.ConfigDict, workdir: str, result: dict, is_chief: bool) -> dict:
+    """Write ``results.json`` with the final metrics beside the majority-class baseline."""
+    payload = {"split": config.data.eval_split, "step": config.train.num_steps,
+               "metrics": summary(result), "per_class_iu": result["per_class_iu"],
+               "majority_baseline": summary(majority_baseline(np.asarray(result["confusion"]))),
+               "confusion": result["confusion"]}
+    if is_chief:
+        write_json(os.path.join(workdir, "results.json"), payload)
+    return payload
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Score the latest checkpoint of ``workdir`` on ``config.data.eval_split``."""
+    trainer = Trainer(config, workdir)
+    checkpointer = Checkpointer(workdir, config.train.max_checkpoints)
+    if checkpointer.latest_step() is None:
+        raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}; train first")
+    state = checkpointer.restore(trainer.state)
+    checkpointer.close()
+    params = trainer.parallel.put_replicated(state["params"])
+    result = trainer.evaluate(params, config.data.eval_split)
+    return {"split": config.data.eval_split, "step": int(state["step"]),
+            "metrics": summary(result),
+            "majority_baseline": summary(majority_baseline(np.asarray(result["confusion"])))}

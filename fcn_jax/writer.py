@@ -1,0 +1,47 @@
+"""Run logs: one JSON line per log step in ``metrics.jsonl`` plus TensorBoard event files."""
+
+import json
+import os
+
+import numpy as np
+from tensorboardX import SummaryWriter
+
+
+class MetricWriter:
+    """Append scalars to ``<workdir>/metrics.jsonl`` and ``<workdir>/tensorboard``."""
+
+    def __init__(self, workdir: str, enabled: bool = True):
+        self.enabled = enabled
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        self.tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard")) if enabled else None
+
+    def write(self, step: int, split: str, scalars: dict) -> None:
+        """Log a dict of scalars (lists are written to JSON only) for ``split`` at ``step``."""
+        if not self.enabled:
+            return
+        record = {"step": int(step), "split": split}
+        record.update({k: to_json(v) for k, v in scalars.items()})
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        for key, value in scalars.items():
+            if np.ndim(value) == 0:
+                self.tensorboard.add_scalar(f"{split}/{key}", float(value), int(step))
+        self.tensorboard.flush()
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def to_json(value):
+    """numpy scalars and arrays -> plain Python for json.dumps."""
+    return np.asarray(value).tolist()
+
+
+def read_metrics(workdir: str) -> list[dict]:
+    """All records of ``<workdir>/metrics.jsonl`` (empty list if none)."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
