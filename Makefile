@@ -3,6 +3,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= workdirs/default
 CONFIG ?= configs/default.py
+# Prepared datasets live beside the runs, so a fresh clone never reuses stale files.
+export TFDS_DATA_DIR ?= $(CURDIR)/workdirs/tensorflow_datasets
 
 .PHONY: run test install install-test clean
 

@@ -44,7 +44,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.optim = ml_collections.ConfigDict()
     c.optim.name = "adam"                 # adam | sgd
-    c.optim.learning_rate = 1e-3
+    c.optim.learning_rate = 3e-3
     c.optim.momentum = 0.9                # sgd only
     c.optim.nesterov = False              # sgd only
     c.optim.b1 = 0.9                      # adam only
@@ -52,12 +52,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.weight_decay = 5e-4
     c.optim.bias_lr_mult = 1.0            # 2.0 = the paper's biases at twice the rate
     c.optim.schedule = "cosine"           # constant | cosine | step
-    c.optim.warmup_steps = 50
+    c.optim.warmup_steps = 100
     c.optim.decay_steps = ()              # "step" schedule: x0.1 at each of these steps
 
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 16               # global batch, split over devices
-    c.train.num_steps = 1500
+    c.train.num_steps = 3000
     c.train.log_every = 25
     c.train.eval_every = 500
     c.train.checkpoint_every = 250

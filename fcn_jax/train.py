@@ -41,8 +41,8 @@ class Trainer:
         self.graphdef, params, self.constants = nnx.split(model, nnx.Param, ...)
         self.schedule = optim.learning_rate_schedule(config.optim, config.train.num_steps)
         tx = optim.build(config.optim, config.train.num_steps)
-        self.state = {"step": np.int32(0), "params": params, "opt_state": tx.init(params),
-                      "rng": jax.random.PRNGKey(config.seed)}
+        self.state = {"step": np.zeros((), np.int32), "params": params,
+                      "opt_state": tx.init(params), "rng": jax.random.PRNGKey(config.seed)}
         class_weights = tuple(config.loss.class_weights) or None
         if class_weights is not None and len(class_weights) != self.num_classes:
             raise ValueError(f"loss.class_weights has {len(class_weights)} entries; the "
@@ -130,7 +130,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         scale_range=tuple(config.data.scale_range), flip=config.data.flip)
     batches = pipeline.train_iterator(train_data, start, num_threads=config.data.num_threads,
                                       prefetch=config.data.prefetch)
-    pending, tick = [], time.perf_counter()
+    pending, tick, final = [], time.perf_counter(), None
     progress = tqdm(total=num_steps, initial=start, desc="train", disable=not is_chief,
                     dynamic_ncols=True)
     for step in range(start + 1, num_steps + 1):
@@ -140,32 +140,47 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         progress.update(1)
         if step % config.train.log_every == 0 or step == num_steps:
             logged = trainer.parallel.get_replicated(pending)
-            loss = float(np.mean([m["loss"] for m in logged]))
-            if not np.isfinite(loss):
-                raise FloatingPointError(
-                    f"training loss is {loss} at step {step}; stopped without saving. The last "
-                    f"good checkpoint is step {checkpointer.latest_step()} in {checkpointer.directory}")
-            train_metrics = metrics.segmentation_metrics(sum(m["confusion"] for m in logged))
             elapsed, tick = time.perf_counter() - tick, time.perf_counter()
-            writer.write(step, "train", {
-                "loss": loss, "pixel_acc": train_metrics["pixel_acc"],
-                "mean_iu": train_metrics["mean_iu"], "learning_rate": float(trainer.schedule(step)),
-                "steps_per_sec": len(logged) / elapsed})
-            progress.set_postfix(loss=f"{loss:.4f}", train_miu=f"{train_metrics['mean_iu']:.3f}")
+            check_finite(logged, step, checkpointer)
+            scalars = train_scalars(logged, elapsed, float(trainer.schedule(step)))
+            writer.write(step, "train", scalars)
+            progress.set_postfix(loss=f"{scalars['loss']:.4f}",
+                                 train_miu=f"{scalars['mean_iu']:.3f}")
             pending = []
         if step % config.train.eval_every == 0 or step == num_steps:
-            result = trainer.evaluate(device_state["params"], config.data.eval_split)
-            writer.write(step, "eval", {k: v for k, v in result.items() if k != "confusion"})
-            progress.write(f"step {step}: {config.data.eval_split} {summary(result)}")
+            final = trainer.evaluate(device_state["params"], config.data.eval_split)
+            writer.write(step, "eval", {k: v for k, v in final.items() if k != "confusion"})
+            progress.write(f"step {step}: {config.data.eval_split} {summary(final)}")
             if is_chief:
-                trainer.save_overlays(trainer.parallel.get_replicated(device_state["params"]), step)
+                trainer.save_overlays(trainer.parallel.get_replicated(device_state["params"]),
+                                      step)
         if step % config.train.checkpoint_every == 0 or step == num_steps:
             checkpointer.save(step, trainer.parallel.get_replicated(device_state))
     progress.close()
     checkpointer.close()
     writer.close()
-    final = trainer.evaluate(device_state["params"], config.data.eval_split)
+    if final is None:  # the workdir held a finished run: score it again
+        final = trainer.evaluate(device_state["params"], config.data.eval_split)
     return finish(config, workdir, final, is_chief)
+
+
+def check_finite(logged: list[dict], step: int, checkpointer: Checkpointer) -> None:
+    """Stop on a NaN or infinite loss, before anything is saved from the bad state."""
+    losses = np.array([m["loss"] for m in logged])
+    if not np.all(np.isfinite(losses)):
+        first_bad = step - len(losses) + 1 + int(np.argmin(np.isfinite(losses)))
+        raise FloatingPointError(
+            f"training loss is not finite at step {first_bad}; stopped without saving. The "
+            f"last good checkpoint is step {checkpointer.latest_step()} in "
+            f"{checkpointer.directory}; lower optim.learning_rate and run again to resume")
+
+
+def train_scalars(logged: list[dict], elapsed: float, learning_rate: float) -> dict:
+    """Loss, pixel accuracy and mean IU over the logged steps, learning rate, speed."""
+    train_metrics = metrics.segmentation_metrics(sum(m["confusion"] for m in logged))
+    return {"loss": float(np.mean([m["loss"] for m in logged])),
+            "pixel_acc": train_metrics["pixel_acc"], "mean_iu": train_metrics["mean_iu"],
+            "learning_rate": learning_rate, "steps_per_sec": len(logged) / elapsed}
 
 
 def finish(config: ml_collections.ConfigDict, workdir: str, result: dict, is_chief: bool) -> dict:
