@@ -28,11 +28,11 @@ def colourize(label: np.ndarray, num_classes: int) -> np.ndarray:
 
 def overlay_row(image: np.ndarray, label: np.ndarray, prediction: np.ndarray,
                 num_classes: int, alpha: float = 0.6) -> np.ndarray:
-    """image | ground truth | prediction blended over the image, side by side."""
-    pred_rgb = colourize(prediction, num_classes).astype(np.float32)
-    blend = (1 - alpha) * image.astype(np.float32) + alpha * pred_rgb
+    """image | ground truth | prediction | prediction blended over the image, side by side."""
+    pred_rgb = colourize(prediction, num_classes)
+    blend = (1 - alpha) * image.astype(np.float32) + alpha * pred_rgb.astype(np.float32)
     gap = np.full((image.shape[0], 2, 3), 255, np.uint8)
-    return np.concatenate([image, gap, colourize(label, num_classes), gap,
+    return np.concatenate([image, gap, colourize(label, num_classes), gap, pred_rgb, gap,
                            blend.astype(np.uint8)], axis=1)
 
 
