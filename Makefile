@@ -6,7 +6,7 @@ CONFIG ?= configs/default.py
 # Prepared datasets live beside the runs, so a fresh clone never reuses stale files.
 export TFDS_DATA_DIR ?= $(CURDIR)/workdirs/tensorflow_datasets
 
-.PHONY: run test install install-test clean
+.PHONY: run test test-torch install install-test clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ run: install
 
 ## make test: install, then run the test suite on CPU with fake devices.
 test: install-test
+	$(PY) -m pytest -q -n 2 tests
+
+## make test-torch: also install the optional torch extra, so torch reference tests run too.
+test-torch: install-test
+	$(PY) -m pip install --quiet -r requirements-torch.txt
 	$(PY) -m pytest -q -n 2 tests
 
 clean:

@@ -126,3 +126,17 @@ def test_dropout_masks_depend_on_keys_only():
 def test_unknown_variant_is_an_error():
     with pytest.raises(ValueError, match="model.variant='fcn4s'"):
         tiny_fcn("fcn4s")
+
+
+@pytest.mark.parametrize("factor", [2, 8])
+def test_transposed_conv_matches_torch(factor):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(factor)
+    x = rng.normal(size=(2, 5, 4, 3)).astype(np.float32)
+    kernel = rng.normal(size=(2 * factor, 2 * factor, 3, 3)).astype(np.float32)  # HWIO
+    got = np.asarray(up.transposed_conv(jnp.asarray(x), jnp.asarray(kernel), factor))
+    # lax.conv_transpose does not flip the kernel; torch's (the true adjoint of conv) does.
+    weight = torch.from_numpy(kernel[::-1, ::-1].transpose(2, 3, 0, 1).copy())
+    want = torch.nn.functional.conv_transpose2d(
+        torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), weight, stride=factor)
+    np.testing.assert_allclose(got, want.numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4)
