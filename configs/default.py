@@ -7,6 +7,8 @@ errors.
 
 import ml_collections
 
+from fcn_jax import sweeps
+
 VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
 
 
@@ -71,3 +73,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.parallel.mode = "mesh"              # mesh (jit over a 1-D device mesh) | pmap
     c.parallel.num_devices = 0            # 0 = every local device
     return c
+
+
+def lr_decoder_sweep() -> list[dict]:
+    """Learning rate x decoder (fixed bilinear or learned upsampling)."""
+    return sweeps.product(sweeps.sweep("optim.learning_rate", [1e-3, 3e-3]),
+                          sweeps.sweep("model.learn_upsampling", [False, True]))
+
+
+def variant_seed_sweep() -> list[dict]:
+    """FCN-32s / 16s / 8s x three seeds: the skip ablation, with its seed spread."""
+    return sweeps.product(sweeps.sweep("model.variant", VARIANTS),
+                          sweeps.sweep("seed", [0, 1, 2]))
+
+
+# Named sweeps for ``python -m experiments.sweep --config configs/default.py --sweep NAME``.
+SWEEPS = {"lr_decoder": lr_decoder_sweep, "variant_seed": variant_seed_sweep}

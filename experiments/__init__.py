@@ -1,0 +1,1 @@
+"""Experiment drivers: config sweeps (``experiments.sweep``) and their reports (``experiments.report``)."""

@@ -1,0 +1,243 @@
+"""Summarise a sweep directory: a markdown table, a JSON file and figures.
+
+    python -m experiments.report workdirs/lr_decoder
+
+Reads ``sweep.json`` and every trial's ``results.json`` / ``metrics.jsonl`` and writes
+``report.md`` (one row per setting, sorted by mean IU; trials that differ only in ``seed``
+share a row as mean ± sample std), ``report.json`` and ``figures/``: mean IU against each swept
+key, eval learning curves overlaid, and the best trial's confusion matrix.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+import numpy as np  # noqa: E402
+
+from fcn_jax.writer import read_metrics  # noqa: E402
+
+METRICS = (("pixel_acc", "pixel acc"), ("mean_acc", "mean acc"), ("mean_iu", "mean IU"),
+           ("fw_iu", "f.w. IU"))
+SEED_KEY = "seed"
+
+
+def read_json(path: str):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_trials(sweep_dir: str) -> tuple[dict, list[dict]]:
+    """The sweep manifest and, per trial, its overrides, results (None if unfinished), logs."""
+    manifest_path = os.path.join(sweep_dir, "sweep.json")
+    if not os.path.exists(manifest_path):
+        raise FileNotFoundError(f"{manifest_path} not found: is {sweep_dir} a sweep directory?")
+    manifest = read_json(manifest_path)
+    trials = []
+    for entry in manifest["trials"]:
+        trial_dir = os.path.join(sweep_dir, entry["name"])
+        results_path = os.path.join(trial_dir, "results.json")
+        trials.append({"name": entry["name"], "overrides": entry["overrides"],
+                       "results": read_json(results_path) if os.path.exists(results_path)
+                       else None,
+                       "logs": read_metrics(trial_dir)})
+    return manifest, trials
+
+
+def group_rows(keys: list[str], trials: list[dict]) -> list[dict]:
+    """Finished trials grouped by every swept key but ``seed``; mean and std per metric."""
+    groups: dict[str, dict] = {}
+    for trial in (t for t in trials if t["results"] is not None):
+        setting = {k: trial["overrides"].get(k) for k in keys if k != SEED_KEY}
+        row = groups.setdefault(json.dumps(setting), {"setting": setting, "trials": []})
+        row["trials"].append(trial["name"])
+        for name, _ in METRICS:
+            row.setdefault("values", {}).setdefault(name, []).append(
+                trial["results"]["metrics"][name])
+    rows = list(groups.values())
+    for row in rows:
+        row["mean"] = {k: float(np.mean(v)) for k, v in row["values"].items()}
+        row["std"] = {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+                      for k, v in row["values"].items()}
+    return sorted(rows, key=lambda r: -r["mean"]["mean_iu"])
+
+
+def format_cell(row: dict, metric: str) -> str:
+    if len(row["trials"]) == 1:
+        return f"{row['mean'][metric]:.2f}"
+    return f"{row['mean'][metric]:.2f} ± {row['std'][metric]:.2f}"
+
+
+def markdown_table(keys: list[str], rows: list[dict]) -> str:
+    setting_keys = [k for k in keys if k != SEED_KEY]
+    header = setting_keys + (["seeds"] if SEED_KEY in keys else []) + [t for _, t in METRICS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = ["(base)" if row["setting"][k] is None else str(row["setting"][k])
+                 for k in setting_keys]
+        if SEED_KEY in keys:
+            cells.append(str(len(row["trials"])))
+        cells += [format_cell(row, name) for name, _ in METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def trial_states(sweep_dir: str, trials: list[dict]) -> dict:
+    """Unfinished trials: 'failed' per the last run's ``sweep_status.json``, else 'unfinished'."""
+    status_path = os.path.join(sweep_dir, "sweep_status.json")
+    status = read_json(status_path) if os.path.exists(status_path) else {}
+    return {t["name"]: "failed" if status.get(t["name"], "").startswith("failed")
+            else "unfinished" for t in trials if t["results"] is None}
+
+
+def sorted_values(values: list) -> list:
+    """Distinct values, numerically sorted when they are all numbers."""
+    distinct = list({json.dumps(v): v for v in values}.values())
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in distinct):
+        return sorted(distinct)
+    return distinct
+
+
+def plot_metric_vs_key(path: str, key: str, keys: list[str], trials: list[dict]) -> None:
+    """Mean IU against ``key``'s values: one line per setting of the other keys (mean over
+    seeds) and a dot per trial."""
+    finished = [t for t in trials if t["results"] is not None]
+    values = sorted_values([t["overrides"].get(key) for t in finished])
+    position = {json.dumps(v): i for i, v in enumerate(values)}
+    others = [k for k in keys if k not in (key, SEED_KEY)]
+    series: dict[str, dict] = {}
+    for t in finished:
+        label = ", ".join(f"{k.rpartition('.')[2]}={t['overrides'].get(k)}" for k in others)
+        x = position[json.dumps(t["overrides"].get(key))]
+        series.setdefault(label, {}).setdefault(x, []).append(t["results"]["metrics"]["mean_iu"])
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for label, points in series.items():
+        xs = sorted(points)
+        line, = ax.plot(xs, [np.mean(points[x]) for x in xs], marker="o", label=label or None)
+        for x in xs:
+            ax.scatter([x] * len(points[x]), points[x], s=10, color=line.get_color(), alpha=0.5)
+    ax.set_xticks(range(len(values)), [str(v) for v in values])
+    ax.set_xlabel(key)
+    ax.set_ylabel("mean IU (%)")
+    if others:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_learning_curves(path: str, trials: list[dict]) -> None:
+    """Train loss and eval mean IU against step, every trial overlaid."""
+    fig, (loss_ax, iu_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for t in trials:
+        train = [r for r in t["logs"] if r["split"] == "train"]
+        evals = [r for r in t["logs"] if r["split"] == "eval"]
+        line, = loss_ax.plot([r["step"] for r in train], [r["loss"] for r in train],
+                             label=t["name"], linewidth=1)
+        iu_ax.plot([r["step"] for r in evals], [100 * r["mean_iu"] for r in evals],
+                   marker="o", color=line.get_color(), linewidth=1)
+    loss_ax.set(xlabel="step", ylabel="train loss")
+    iu_ax.set(xlabel="step", ylabel="eval mean IU (%)")
+    fig.legend(*loss_ax.get_legend_handles_labels(), loc="lower center", fontsize=7,
+               ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.05 + 0.03 * ((len(trials) + 1) // 2), 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def class_names(num_classes: int) -> list[str]:
+    """The embedded dataset's class names when the count matches, else indices."""
+    from fcn_jax.data.shapes import CLASS_NAMES
+
+    if len(CLASS_NAMES) == num_classes:
+        return list(CLASS_NAMES)
+    return [str(i) for i in range(num_classes)]
+
+
+def plot_confusion(path: str, trial: dict) -> None:
+    """The trial's confusion matrix, each row (ground-truth class) normalised to 1."""
+    confusion = np.asarray(trial["results"]["confusion"], dtype=np.float64)
+    rows = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    names = class_names(len(confusion))
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    image = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    for i, j in np.ndindex(rows.shape):
+        ax.text(j, i, f"{rows[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                color="white" if rows[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel="predicted", ylabel="ground truth",
+           title=f"{trial['name']}\nmean IU {trial['results']['metrics']['mean_iu']:.2f}")
+    ax.title.set_fontsize(8)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_figures(sweep_dir: str, keys: list[str], trials: list[dict]) -> list[str]:
+    """All figures into ``sweep_dir/figures``; their paths."""
+    figures = os.path.join(sweep_dir, "figures")
+    os.makedirs(figures, exist_ok=True)
+    paths = []
+    for key in (k for k in keys if k != SEED_KEY):
+        paths.append(os.path.join(figures, f"mean_iu_vs_{key}.png"))
+        plot_metric_vs_key(paths[-1], key, keys, trials)
+    paths.append(os.path.join(figures, "learning_curves.png"))
+    plot_learning_curves(paths[-1], trials)
+    best = max((t for t in trials if t["results"] is not None),
+               key=lambda t: t["results"]["metrics"]["mean_iu"])
+    paths.append(os.path.join(figures, "confusion_best.png"))
+    plot_confusion(paths[-1], best)
+    return paths
+
+
+def report(sweep_dir: str) -> str:
+    """Write ``report.md``, ``report.json`` and the figures; return the markdown."""
+    manifest, trials = load_trials(sweep_dir)
+    keys = manifest["swept_keys"]
+    rows = group_rows(keys, trials)
+    states = trial_states(sweep_dir, trials)
+    parts = [f"# Sweep `{manifest['sweep']}` of `{manifest['config']}`", ""]
+    if manifest["common_overrides"]:
+        common = " ".join(f"`{k}={v}`" for k, v in manifest["common_overrides"].items())
+        parts += [f"Common overrides: {common}", ""]
+    if rows:
+        split = next(t["results"]["split"] for t in trials if t["results"] is not None)
+        parts += [f"Final {split} metrics (%), sorted by mean IU"
+                  + (" (mean ± sample std over seeds)" if SEED_KEY in keys else "") + ":", "",
+                  markdown_table(keys, rows), ""]
+    if states:
+        parts += ["Not finished: " + ", ".join(f"`{n}` ({s})" for n, s in states.items()), ""]
+    figures = write_figures(sweep_dir, keys, trials) if rows else []
+    parts += [f"![{os.path.basename(p)}](figures/{os.path.basename(p)})" for p in figures]
+    markdown = "\n".join(parts).rstrip() + "\n"
+    with open(os.path.join(sweep_dir, "report.md"), "w", encoding="utf-8") as f:
+        f.write(markdown)
+    payload = {"swept_keys": keys, "rows": rows, "not_finished": states,
+               "trials": [{"name": t["name"], "overrides": t["overrides"],
+                           "metrics": t["results"]["metrics"] if t["results"] else None}
+                          for t in trials]}
+    with open(os.path.join(sweep_dir, "report.json"), "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2)
+    return markdown
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dir", help="a directory written by experiments.sweep")
+    args = parser.parse_args(argv)
+    try:
+        print(report(args.sweep_dir), end="")
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

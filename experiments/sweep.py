@@ -1,0 +1,201 @@
+"""Run a named config sweep, one ``fcn_jax.main`` subprocess per trial, resumably.
+
+    python -m experiments.sweep --config configs/default.py --sweep lr_decoder \\
+        --workdir workdirs/lr_decoder [--parallel 2] [--config.train.num_steps=500]
+
+Each trial trains in ``WORKDIR/<trial name>`` (its ``config.json`` is the resolved config,
+``log.txt`` its output). A trial with ``results.json`` is finished and skipped; any other is
+(re)started and resumes from its checkpoints. A failing trial does not stop the others; the
+command exits non-zero if any failed. ``--emit-commands FILE`` writes one shell command per
+unfinished trial instead of running them (e.g. for a SLURM job array).
+"""
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+from fcn_jax import sweeps
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+POLL_SECONDS = 0.5
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="config file, e.g. configs/default.py")
+    parser.add_argument("--sweep", required=True, help="name of a sweep in the file's SWEEPS")
+    parser.add_argument("--workdir", required=True, help="directory holding one dir per trial")
+    parser.add_argument("--parallel", type=int, default=1, help="trials run at once")
+    parser.add_argument("--emit-commands", metavar="FILE",
+                        help="write one command per unfinished trial to FILE; run nothing")
+    args, rest = parser.parse_known_args(argv)
+    args.common = {}
+    for arg in rest:
+        key, sep, text = arg.partition("=")
+        if not (key.startswith("--config.") and sep):
+            parser.error(f"unrecognised argument {arg!r} (expected --config.a.b=value)")
+        args.common[key[len("--config."):]] = sweeps.parse_value(text)
+    if args.parallel < 1:
+        parser.error("--parallel must be at least 1")
+    return args
+
+
+def trial_command(config_arg: str, workdir: str, overrides: dict) -> list[str]:
+    """The ``fcn_jax.main`` command line that trains one trial."""
+    command = [sys.executable, "-m", "fcn_jax.main", "--config", config_arg, "--workdir", workdir]
+    return command + [f"--config.{k}={sweeps.format_value(v)}" for k, v in overrides.items()]
+
+
+def write_json(path: str, payload) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+
+
+def prepare(args: argparse.Namespace) -> list[dict]:
+    """Validate the sweep, write ``sweep.json`` and each trial's ``trial.json``; the trials."""
+    path, arg = sweeps.split_config_arg(args.config)
+    config_arg = os.path.abspath(path) + (f":{arg}" if arg is not None else "")
+    base, trials = sweeps.load_sweep(args.config, args.sweep)
+    for overrides in trials:
+        sweeps.apply_overrides(base.copy_and_resolve_references(), {**args.common, **overrides})
+    workdir = os.path.abspath(args.workdir)
+    manifest_path = os.path.join(workdir, "sweep.json")
+    if os.path.exists(manifest_path):
+        with open(manifest_path, encoding="utf-8") as f:
+            old = json.load(f)
+        if (old["config"], old["sweep"]) != (config_arg, args.sweep):
+            raise SystemExit(f"{workdir} holds sweep {old['sweep']!r} of {old['config']}, not "
+                             f"{args.sweep!r} of {config_arg}; choose another --workdir")
+    records = []
+    for name, overrides in sweeps.name_trials(trials):
+        trial_dir = os.path.join(workdir, name)
+        command = trial_command(config_arg, trial_dir, {**args.common, **overrides})
+        records.append({"name": name, "overrides": overrides, "workdir": trial_dir,
+                        "command": command})
+    os.makedirs(workdir, exist_ok=True)
+    write_json(manifest_path, {"config": config_arg, "sweep": args.sweep,
+                               "common_overrides": args.common,
+                               "swept_keys": sweeps.swept_keys(trials),
+                               "trials": [{"name": r["name"], "overrides": r["overrides"]}
+                                          for r in records]})
+    for record in records:
+        os.makedirs(record["workdir"], exist_ok=True)
+        write_json(os.path.join(record["workdir"], "trial.json"), record)
+    return records
+
+
+def is_finished(record: dict) -> bool:
+    return os.path.exists(os.path.join(record["workdir"], "results.json"))
+
+
+def shell_command(record: dict) -> str:
+    """One self-contained shell line: run the trial from the repository, log to its dir."""
+    log = os.path.join(record["workdir"], "log.txt")
+    return (f"cd {shlex.quote(ROOT)} && {shlex.join(record['command'])} "
+            f">> {shlex.quote(log)} 2>&1")
+
+
+def emit_commands(records: list[dict], path: str) -> None:
+    pending = [r for r in records if not is_finished(r)]
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(shell_command(r) + "\n" for r in pending)
+    print(f"wrote {len(pending)} commands to {path} "
+          f"({len(records) - len(pending)} finished trials left out)")
+
+
+class Progress:
+    """One status line: done / running / failed / pending, and an ETA from finished trials."""
+
+    def __init__(self, total: int, parallel: int):
+        self.total, self.parallel = total, parallel
+        self.durations: list[float] = []
+        self.last = ""
+        self.tty = sys.stderr.isatty()
+
+    def show(self, done: int, running: int, failed: int) -> None:
+        pending = self.total - done - running - failed
+        line = f"[sweep] {done}/{self.total} done, {running} running, {failed} failed"
+        if self.durations and (pending or running):
+            mean = sum(self.durations) / len(self.durations)
+            slots = min(self.parallel, pending + running)
+            line += f", ETA {format_seconds(mean * (pending + running) / slots)}"
+        if line == self.last and not self.tty:
+            return
+        self.last = line
+        sys.stderr.write(("\r" + line.ljust(72)) if self.tty else line + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            sys.stderr.write("\n")
+
+
+def format_seconds(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def run_trials(records: list[dict], parallel: int) -> dict:
+    """Run the unfinished trials, ``parallel`` at a time; the status of every trial."""
+    status = {r["name"]: "skipped (finished before)" for r in records if is_finished(r)}
+    queue = [r for r in records if not is_finished(r)]
+    running: dict[str, tuple] = {}
+    done = len(status)
+    failed = 0
+    progress = Progress(len(records), parallel)
+    while queue or running:
+        while queue and len(running) < parallel:
+            record = queue.pop(0)
+            log = open(os.path.join(record["workdir"], "log.txt"), "a", encoding="utf-8")
+            proc = subprocess.Popen(record["command"], cwd=ROOT, stdout=log,
+                                    stderr=subprocess.STDOUT)
+            running[record["name"]] = (proc, log, time.monotonic(), record)
+        for name, (proc, log, start, record) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[name]
+            if proc.returncode == 0 and is_finished(record):
+                done += 1
+                progress.durations.append(time.monotonic() - start)
+                status[name] = "finished"
+            else:
+                failed += 1
+                status[name] = f"failed (exit code {proc.returncode}), see {log.name}"
+        progress.show(done, len(running), failed)
+        time.sleep(POLL_SECONDS if running else 0)
+    progress.close()
+    return status
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    try:
+        records = prepare(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.emit_commands:
+        emit_commands(records, args.emit_commands)
+        return 0
+    status = run_trials(records, args.parallel)
+    workdir = os.path.abspath(args.workdir)
+    write_json(os.path.join(workdir, "sweep_status.json"), status)
+    print(f"sweep {args.sweep!r} in {workdir}:")
+    for record in records:
+        print(f"  {record['name']}: {status[record['name']]}")
+    failures = [name for name, s in status.items() if s.startswith("failed")]
+    if failures:
+        print(f"{len(failures)} of {len(records)} trials failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,200 @@
+"""Sweeps: axis helpers, overrides, the resumable runner and the report."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from configs import default
+from fcn_jax import sweeps
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A config file with CPU-tiny trials (a few seconds each) and two sweeps; the "broken" one has
+# a trial whose batch does not divide over the 4 fake devices, so it crashes at start-up.
+TINY_CONFIG = """
+from configs import default
+from fcn_jax import sweeps
+
+
+def get_config():
+    c = default.get_config("fcn32s")
+    c.data.data_dir = {data_dir!r}
+    c.data.builder_config = "tiny"
+    c.data.crop_size = 32
+    c.data.num_threads = 1
+    c.data.prefetch = 2
+    c.model.width = 0.0625
+    c.model.fc_channels = 16
+    c.train.batch_size = 4
+    c.eval.batch_size = 4
+    c.train.num_steps = 2
+    c.train.log_every = 1
+    c.train.eval_every = 1
+    c.train.num_overlays = 0
+    return c
+
+
+SWEEPS = {{
+    "grid": lambda: (sweeps.product(sweeps.sweep("optim.learning_rate", [1e-3]),
+                                    sweeps.sweep("seed", [0, 1]))
+                     + [{{"optim.learning_rate": 3e-3, "seed": 0}}]),
+    "broken": lambda: [{{"seed": 0}}, {{"seed": 1, "train.batch_size": 3}}],
+}}
+"""
+
+
+def test_axis_helpers_build_products_and_zips():
+    lr = sweeps.sweep("optim.learning_rate", [1e-3, 1e-2])
+    assert lr == [{"optim.learning_rate": 1e-3}, {"optim.learning_rate": 1e-2}]
+    grid = sweeps.product(lr, sweeps.sweep("seed", [0, 1, 2]))
+    assert len(grid) == 6
+    assert grid[1] == {"optim.learning_rate": 1e-3, "seed": 1}
+    paired = sweeps.zip_(lr, sweeps.sweep("train.num_steps", [10, 20]))
+    assert paired == [{"optim.learning_rate": 1e-3, "train.num_steps": 10},
+                      {"optim.learning_rate": 1e-2, "train.num_steps": 20}]
+    with pytest.raises(ValueError, match="different lengths"):
+        sweeps.zip_(lr, sweeps.sweep("seed", [0, 1, 2]))
+    with pytest.raises(ValueError, match="'seed' is set by two axes"):
+        sweeps.product(sweeps.sweep("seed", [0]), sweeps.sweep("seed", [1]))
+    with pytest.raises(ValueError, match="no values"):
+        sweeps.sweep("seed", [])
+
+
+def test_overrides_are_applied_and_bad_ones_name_the_key():
+    config = default.get_config()
+    sweeps.apply_overrides(config, {"optim.learning_rate": 1e-2, "model.variant": "fcn16s",
+                                    "model.skip_scales": (0.01, 1e-4), "seed": 3})
+    assert (config.optim.learning_rate, config.model.variant, config.seed) == (1e-2, "fcn16s", 3)
+    assert tuple(config.model.skip_scales) == (0.01, 1e-4)
+    with pytest.raises(ValueError, match="'model.widht'.*'width'"):
+        sweeps.apply_overrides(config, {"model.widht": 0.5})
+    with pytest.raises(ValueError, match="'modle.width': no section 'modle'"):
+        sweeps.apply_overrides(config, {"modle.width": 0.5})
+    with pytest.raises(ValueError, match="'optim.learning_rate': cannot set 'fast'"):
+        sweeps.apply_overrides(config, {"optim.learning_rate": "fast"})
+
+
+def test_trial_names_are_short_safe_and_unique():
+    trials = sweeps.product(sweeps.sweep("optim.learning_rate", [1e-3]),
+                            sweeps.sweep("model.learn_upsampling", [False, True]))
+    names = [name for name, _ in sweeps.name_trials(trials)]
+    assert names == ["learn_upsampling=False", "learn_upsampling=True"]
+    name = sweeps.trial_name({"model.skip_scales": (0.01, 1e-4), "data.name": "a/b"},
+                             ["model.skip_scales", "data.name"])
+    assert re.fullmatch(r"[A-Za-z0-9._=,+-]+", name), name
+    assert sweeps.trial_name({"a.x": 1, "b.x": 2}, ["a.x", "b.x"]) == "a.x=1,b.x=2"
+    long = sweeps.trial_name({"data.name": "z" * 300}, ["data.name"])
+    assert len(long) == sweeps.MAX_NAME_LENGTH
+    assert long != sweeps.trial_name({"data.name": "z" * 299}, ["data.name"])
+
+
+def test_ready_made_sweeps_load_and_unknown_names_list_the_available():
+    _, trials = sweeps.load_sweep("configs/default.py", "lr_decoder")
+    assert {"optim.learning_rate", "model.learn_upsampling"} == set(sweeps.swept_keys(trials))
+    base, trials = sweeps.load_sweep("configs/default.py:fcn32s", "variant_seed")
+    assert base.model.variant == "fcn32s"
+    assert {t["model.variant"] for t in trials} == set(default.VARIANTS)
+    assert len({t["seed"] for t in trials}) > 1
+    with pytest.raises(ValueError, match=r"no sweep 'lr'; available: \['lr_decoder'"):
+        sweeps.load_sweep("configs/default.py", "lr")
+
+
+def run_module(module: str, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+
+
+@pytest.fixture
+def tiny_config_file(tiny_data_dir, tmp_path):
+    path = tmp_path / "tiny_sweep.py"
+    path.write_text(TINY_CONFIG.format(data_dir=tiny_data_dir))
+    return str(path)
+
+
+def snapshot(trial_dir):
+    """What a rerun of a finished trial would change."""
+    return (os.path.getmtime(trial_dir / "results.json"),
+            (trial_dir / "metrics.jsonl").read_text())
+
+
+def test_sweep_runs_resumes_and_reports(tiny_config_file, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = ["--config", tiny_config_file, "--sweep", "grid", "--workdir", str(sweep_dir),
+            "--parallel", "2", "--config.optim.warmup_steps=0"]
+    proc = run_module("experiments.sweep", *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert "[sweep] 3/3 done, 0 running, 0 failed" in proc.stderr
+    names = sorted(os.listdir(sweep_dir))
+    trials = ["learning_rate=0.001,seed=0", "learning_rate=0.001,seed=1",
+              "learning_rate=0.003,seed=0"]
+    assert names == sorted(trials + ["sweep.json", "sweep_status.json"])
+    config = json.loads((sweep_dir / trials[1] / "config.json").read_text())
+    assert (config["seed"], config["optim"]["learning_rate"]) == (1, 1e-3)
+    assert config["optim"]["warmup_steps"] == 0
+
+    # "Kill" one trial after its last checkpoint but before results.json: the rerun must
+    # finish only that one and leave the other two untouched.
+    (sweep_dir / trials[2] / "results.json").unlink()
+    before = {t: snapshot(sweep_dir / t) for t in trials[:2]}
+    proc = run_module("experiments.sweep", *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert {t: snapshot(sweep_dir / t) for t in trials[:2]} == before
+    assert (sweep_dir / trials[2] / "results.json").exists()
+    assert "resumed from" in (sweep_dir / trials[2] / "log.txt").read_text()
+    status = json.loads((sweep_dir / "sweep_status.json").read_text())
+    assert status == {trials[0]: "skipped (finished before)",
+                      trials[1]: "skipped (finished before)", trials[2]: "finished"}
+
+    proc = run_module("experiments.report", str(sweep_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = {t: json.loads((sweep_dir / t / "results.json").read_text())["metrics"]
+               for t in trials}
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in (sweep_dir / "report.md").read_text().splitlines()
+            if re.match(r"\| 0\.00", line)}
+    mean_iu = [results[t]["mean_iu"] for t in trials[:2]]
+    mean = sum(mean_iu) / 2
+    std = abs(mean_iu[0] - mean_iu[1]) / 2 ** 0.5
+    assert rows["0.001"][:1] == ["2"]
+    assert rows["0.001"][3] == f"{mean:.2f} ± {std:.2f}"
+    assert rows["0.003"] == ["1"] + [f"{results[trials[2]][m]:.2f}"
+                                     for m in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")]
+    assert sorted(os.listdir(sweep_dir / "figures")) == [
+        "confusion_best.png", "learning_curves.png", "mean_iu_vs_optim.learning_rate.png"]
+
+
+def test_a_failing_trial_is_reported_and_the_others_finish(tiny_config_file, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_module("experiments.sweep", "--config", tiny_config_file, "--sweep", "broken",
+                      "--workdir", str(sweep_dir))
+    assert proc.returncode == 1
+    assert "1 of 2 trials failed" in proc.stderr
+    assert "seed=1,batch_size=3: failed (exit code 1)" in proc.stdout
+    assert (sweep_dir / "seed=0" / "results.json").exists()
+    assert "batch" in (sweep_dir / "seed=1,batch_size=3" / "log.txt").read_text()
+    proc = run_module("experiments.report", str(sweep_dir))
+    assert "Not finished: `seed=1,batch_size=3` (failed)" in proc.stdout
+
+
+def test_emit_commands_writes_one_line_per_unfinished_trial(tiny_config_file, tmp_path):
+    commands = tmp_path / "commands.txt"
+    proc = run_module("experiments.sweep", "--config", tiny_config_file, "--sweep", "grid",
+                      "--workdir", str(tmp_path / "sweep"), "--emit-commands", str(commands))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = commands.read_text().splitlines()
+    assert len(lines) == 3
+    assert "fcn_jax.main" in lines[0] and "--config.seed=0" in lines[0]
+    assert "learning_rate=0.003,seed=0/log.txt" in lines[2]
+
+
+def test_an_unknown_override_fails_before_any_trial(tiny_config_file, tmp_path):
+    proc = run_module("experiments.sweep", "--config", tiny_config_file, "--sweep", "grid",
+                      "--workdir", str(tmp_path / "sweep"), "--config.model.widht=1")
+    assert proc.returncode == 2
+    assert "unknown config key 'model.widht'" in proc.stderr
+    assert not (tmp_path / "sweep").exists()
