@@ -2,7 +2,8 @@
 
 ``--mode train`` (default) trains and evaluates, resuming from the workdir's checkpoints;
 ``--mode eval`` scores the latest checkpoint. Override any config field with
-``--config.a.b=value``; an unknown key is an error.
+``--config.a.b=value``; an unknown key is an error. ``--coordinator_address`` (with
+``--num_processes`` and ``--process_id``) joins a multi-process run.
 """
 
 import json
@@ -10,13 +11,18 @@ import json
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from fcn_jax import train
+from fcn_jax import distributed, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py:fcn8s.",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
 flags.DEFINE_enum("mode", "train", ["train", "eval"], "Train (and evaluate) or only evaluate.")
+flags.DEFINE_string("coordinator_address", "",
+                    "Multi-process runs: host:port of process 0, or 'auto' to read the cluster's "
+                    "environment (SLURM, Open MPI, Cloud TPU); empty = one process.")
+flags.DEFINE_integer("num_processes", 1, "Number of processes (with a host:port coordinator).")
+flags.DEFINE_integer("process_id", 0, "This process's id in [0, num_processes).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -24,6 +30,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
+    distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     if FLAGS.mode == "train":
         result = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     else:

@@ -64,10 +64,12 @@ class DataParallel:
         return jax.device_put(tree, self.replicated)
 
     def get_replicated(self, tree):
-        """Bring a replicated device pytree back to the host as numpy (one copy)."""
+        """Bring a replicated device pytree back to the host as numpy (one copy, read from
+        a local device: with several processes the array spans devices of other hosts)."""
         if self.mode == "pmap":
             tree = jax.tree.map(lambda x: x[0], tree)
-        return jax.device_get(tree)
+        return jax.tree.map(
+            lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, tree)
 
     def put_batch(self, batch: dict):
         """Shard this process's slice of the global batch over the devices."""

@@ -22,6 +22,7 @@ from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.data import pipeline
 from fcn_jax.models.vgg import TRUNK_STRIDE
 from fcn_jax.parallel import DataParallel
+from fcn_jax.workdir import ensure_writable
 from fcn_jax.writer import MetricWriter
 
 
@@ -111,8 +112,8 @@ def write_json(path: str, payload: dict) -> None:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Train (resuming if ``workdir`` has a checkpoint), evaluate, return the final metrics."""
-    os.makedirs(workdir, exist_ok=True)
     is_chief = jax.process_index() == 0
+    ensure_writable(workdir)
     if is_chief:
         write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
     trainer = Trainer(config, workdir)
@@ -123,6 +124,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         print(f"resumed from {checkpointer.directory} at step {int(state['step'])}")
     start, num_steps = int(state["step"]), config.train.num_steps
     writer = MetricWriter(workdir, enabled=is_chief)
+    writer.truncate(start)
     device_state = trainer.parallel.put_replicated(state)
     train_data = pipeline.train_dataset(
         trainer.dataset.split(config.data.train_split), local_batch=trainer.local_batch,
@@ -133,40 +135,45 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     pending, tick, final = [], time.perf_counter(), None
     progress = tqdm(total=num_steps, initial=start, desc="train", disable=not is_chief,
                     dynamic_ncols=True)
-    for step in range(start + 1, num_steps + 1):
-        device_state, step_metrics = trainer.train_step(device_state,
-                                                        trainer.parallel.put_batch(next(batches)))
-        pending.append(step_metrics)
-        progress.update(1)
-        if step % config.train.log_every == 0 or step == num_steps:
-            logged = trainer.parallel.get_replicated(pending)
-            elapsed, tick = time.perf_counter() - tick, time.perf_counter()
-            check_finite(logged, step, checkpointer)
-            scalars = train_scalars(logged, elapsed, float(trainer.schedule(step)))
-            writer.write(step, "train", scalars)
-            progress.set_postfix(loss=f"{scalars['loss']:.4f}",
-                                 train_miu=f"{scalars['mean_iu']:.3f}")
-            pending = []
-        if step % config.train.eval_every == 0 or step == num_steps:
-            final = trainer.evaluate(device_state["params"], config.data.eval_split)
-            writer.write(step, "eval", {k: v for k, v in final.items() if k != "confusion"})
-            progress.write(f"step {step}: {config.data.eval_split} {summary(final)}")
-            if is_chief:
-                trainer.save_overlays(trainer.parallel.get_replicated(device_state["params"]),
-                                      step)
-        if step % config.train.checkpoint_every == 0 or step == num_steps:
-            checkpointer.save(step, trainer.parallel.get_replicated(device_state))
-    progress.close()
-    checkpointer.close()
-    writer.close()
+    try:
+        for step in range(start + 1, num_steps + 1):
+            batch = trainer.parallel.put_batch(next(batches))
+            device_state, step_metrics = trainer.train_step(device_state, batch)
+            pending.append(step_metrics)
+            progress.update(1)
+            if step % config.train.log_every == 0 or step == num_steps:
+                logged = trainer.parallel.get_replicated(pending)
+                elapsed, tick = time.perf_counter() - tick, time.perf_counter()
+                check_finite([m["loss"] for m in logged], step, checkpointer)
+                scalars = train_scalars(logged, elapsed, float(trainer.schedule(step)))
+                writer.write(step, "train", scalars)
+                progress.set_postfix(loss=f"{scalars['loss']:.4f}",
+                                     train_miu=f"{scalars['mean_iu']:.3f}")
+                pending = []
+            if step % config.train.eval_every == 0 or step == num_steps:
+                final = trainer.evaluate(device_state["params"], config.data.eval_split)
+                writer.write(step, "eval", {k: v for k, v in final.items() if k != "confusion"})
+                progress.write(f"step {step}: {config.data.eval_split} {summary(final)}")
+                if is_chief:
+                    trainer.save_overlays(
+                        trainer.parallel.get_replicated(device_state["params"]), step)
+            if step % config.train.checkpoint_every == 0 or step == num_steps:
+                check_finite([m["loss"] for m in trainer.parallel.get_replicated(pending)], step,
+                             checkpointer)
+                checkpointer.save(step, trainer.parallel.get_replicated(device_state))
+    finally:  # also on an error: finish pending saves, so the last checkpoint is complete
+        progress.close()
+        checkpointer.close()
+        writer.close()
     if final is None:  # the workdir held a finished run: score it again
         final = trainer.evaluate(device_state["params"], config.data.eval_split)
     return finish(config, workdir, final, is_chief)
 
 
-def check_finite(logged: list[dict], step: int, checkpointer: Checkpointer) -> None:
-    """Stop on a NaN or infinite loss, before anything is saved from the bad state."""
-    losses = np.array([m["loss"] for m in logged])
+def check_finite(losses: list, step: int, checkpointer: Checkpointer) -> None:
+    """Stop on a NaN or infinite loss among the steps up to ``step``, before anything is
+    saved from the bad state."""
+    losses = np.array(losses, np.float64)
     if not np.all(np.isfinite(losses)):
         first_bad = step - len(losses) + 1 + int(np.argmin(np.isfinite(losses)))
         raise FloatingPointError(

@@ -28,9 +28,32 @@ class MetricWriter:
                 self.tensorboard.add_scalar(f"{split}/{key}", float(value), int(step))
         self.tensorboard.flush()
 
+    def truncate(self, last_step: int) -> None:
+        """Drop records after ``last_step`` (written by a run that died before its next
+        checkpoint), so a resumed run logs each step once."""
+        if not self.enabled or not os.path.exists(self.path):
+            return
+        with open(self.path, encoding="utf-8") as f:
+            lines = f.readlines()
+        kept = [line for line in lines if line.strip() and complete_record(line, last_step)]
+        if len(kept) == len(lines):
+            return
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(kept)
+        os.replace(tmp, self.path)
+
     def close(self) -> None:
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+
+def complete_record(line: str, last_step: int) -> bool:
+    """Whether a metrics.jsonl line is a whole record at or before ``last_step``."""
+    try:
+        return json.loads(line)["step"] <= last_step
+    except (json.JSONDecodeError, KeyError):
+        return False  # a line cut short by a kill
 
 
 def to_json(value):

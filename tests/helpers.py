@@ -28,3 +28,29 @@ def random_batch(seed: int, batch: int, height: int, width: int, num_classes: in
     labels[rng.random(labels.shape) < ignore_fraction] = 255
     images = rng.integers(0, 256, (batch, height, width, 3)).astype(np.uint8)
     return {"image": images, "label": labels}
+
+
+def tiny_cli_overrides(num_steps: int) -> dict:
+    """Command-line overrides for a seconds-long run of configs/default.py on the tiny data."""
+    return {"data.builder_config": "tiny", "data.crop_size": 32, "data.num_threads": 1,
+            "model.width": 0.0625, "model.fc_channels": 16, "optim.warmup_steps": 0,
+            "train.batch_size": 4, "eval.batch_size": 4, "train.num_steps": num_steps,
+            "train.log_every": 1, "train.eval_every": num_steps, "train.checkpoint_every": 2,
+            "train.num_overlays": 0}
+
+
+def overridden_config(variant: str, data_dir: str, overrides: dict):
+    """configs/default.py:variant with the data dir and ``overrides`` applied in-process."""
+    c = default.get_config(variant)
+    c.data.data_dir = data_dir
+    for key, value in overrides.items():
+        section, field = key.split(".")
+        c[section][field] = value
+    return c
+
+
+def cli_flags(variant: str, data_dir: str, workdir: str, overrides: dict) -> list[str]:
+    """The fcn_jax.main flags that give ``overridden_config``."""
+    return (["--config", f"configs/default.py:{variant}", "--workdir", workdir,
+             f"--config.data.data_dir={data_dir}"]
+            + [f"--config.{k}={v}" for k, v in overrides.items()])

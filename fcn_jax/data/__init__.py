@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import ml_collections
 
 from fcn_jax.data import embedded
+from fcn_jax.data.checked import CheckedSource
 
 BUILDERS = {"fcn_shapes": embedded.prepare}
 
@@ -28,7 +29,12 @@ class Dataset:
         if name not in self.splits:
             raise ValueError(f"split {name!r} not in dataset {self.name!r}: "
                              f"available {sorted(self.splits)}")
-        return self.splits[name]
+        source = self.splits[name]
+        if len(source) == 0:
+            raise ValueError(f"split {name!r} of dataset {self.name!r} has no examples; "
+                             "prepare the dataset again or choose another split in "
+                             "config.data")
+        return source
 
 
 def data_dir(config: ml_collections.ConfigDict) -> str:
@@ -43,5 +49,9 @@ def build(config: ml_collections.ConfigDict) -> Dataset:
     if name not in BUILDERS:
         raise ValueError(f"data.name={name!r}: expected one of {sorted(BUILDERS)}")
     builder = BUILDERS[name](data_dir(config), config.data.builder_config)
-    splits = {split: builder.as_data_source(split) for split in builder.info.splits}
-    return Dataset(name, tuple(builder.info.metadata["class_names"]), splits)
+    class_names = tuple(builder.info.metadata["class_names"])
+    location = builder.data_dir
+    splits = {split: CheckedSource(builder.as_data_source(split), dataset=name, split=split,
+                                   num_classes=len(class_names), location=location)
+              for split in builder.info.splits}
+    return Dataset(name, class_names, splits)

@@ -1,8 +1,8 @@
 """Grain input pipelines over ``tfds.data_source`` (FCN paper, section 4.3).
 
-Training: per-process shard, shuffle (a new order every epoch), random scale / crop / flip,
-batch. The dataset is indexed by step, so resuming at step s reads exactly the batches an
-uninterrupted run would (the data-iterator position is the step). Evaluation: whole images,
+Training: shuffle (a new order every epoch), random scale / crop / flip, batch; each process
+takes its slice of every global batch. The dataset is indexed by step, so resuming at step s
+reads exactly the batches an uninterrupted run would (the data-iterator position is the step). Evaluation: whole images,
 no augmentation, padded to a multiple of the stride with ignore labels.
 """
 
@@ -25,12 +25,34 @@ def decode(example: dict) -> tuple[np.ndarray, np.ndarray]:
     return image, label
 
 
+class ProcessSlice(grain.MapDataset):
+    """This process's share of every global batch: element j is element
+    ``(j // local_batch) * global_batch + offset + j % local_batch`` of the parent."""
+
+    def __init__(self, parent: grain.MapDataset, *, global_batch: int, local_batch: int,
+                 offset: int):
+        super().__init__(parent)
+        self.global_batch, self.local_batch, self.offset = global_batch, local_batch, offset
+
+    def __len__(self) -> int:
+        return len(self._parent) // self.global_batch * self.local_batch
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        batch, position = divmod(index, self.local_batch)
+        return self._parent[batch * self.global_batch + self.offset + position]
+
+
 def train_dataset(source: Sequence, *, local_batch: int, seed: int, crop_size: int,
                   scale_range: tuple, flip: bool) -> grain.MapDataset:
-    """An infinite MapDataset of augmented batches; element s is the batch of step s."""
-    shard = grain.MapDataset.source(source)[jax.process_index()::jax.process_count()]
-    if len(shard) == 0:
-        raise ValueError("the training split is empty (0 examples for this process)")
+    """An infinite MapDataset of augmented batches; element s is the batch of step s.
+
+    Every process shuffles and augments the same global sequence of examples and takes its
+    own slice of each global batch, so the global batch does not depend on the process count.
+    """
+    if len(source) == 0:
+        raise ValueError("the training split is empty")
 
     def augment_example(example, rng):
         image, label = augment.random_scale_crop_flip(
@@ -38,8 +60,13 @@ def train_dataset(source: Sequence, *, local_batch: int, seed: int, crop_size: i
             flip=flip)
         return {"image": image, "label": label}
 
-    return (shard.seed(seed).shuffle().repeat()
-            .random_map(augment_example).batch(local_batch, drop_remainder=True))
+    examples = (grain.MapDataset.source(source).seed(seed).shuffle().repeat()
+                .random_map(augment_example))
+    if jax.process_count() > 1:
+        examples = ProcessSlice(examples, global_batch=local_batch * jax.process_count(),
+                                local_batch=local_batch,
+                                offset=jax.process_index() * local_batch)
+    return examples.batch(local_batch, drop_remainder=True)
 
 
 def train_iterator(dataset: grain.MapDataset, start_step: int, *, num_threads: int,
