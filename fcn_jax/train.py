@@ -158,8 +158,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                     trainer.save_overlays(
                         trainer.parallel.get_replicated(device_state["params"]), step)
             if step % config.train.checkpoint_every == 0 or step == num_steps:
-                check_finite([m["loss"] for m in trainer.parallel.get_replicated(pending)], step,
-                             checkpointer)
+                check_finite(trainer.parallel.get_replicated([m["loss"] for m in pending]),
+                             step, checkpointer)
                 checkpointer.save(step, trainer.parallel.get_replicated(device_state))
     finally:  # also on an error: finish pending saves, so the last checkpoint is complete
         progress.close()
