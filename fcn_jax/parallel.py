@@ -64,12 +64,19 @@ class DataParallel:
         return jax.device_put(tree, self.replicated)
 
     def get_replicated(self, tree):
-        """Bring a replicated device pytree back to the host as numpy (one copy, read from
-        a local device: with several processes the array spans devices of other hosts)."""
-        if self.mode == "pmap":
-            tree = jax.tree.map(lambda x: x[0], tree)
-        return jax.tree.map(
-            lambda x: np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else x, tree)
+        """Bring a replicated device pytree back to the host as numpy (one copy).
+
+        Reads the shard on the first local device without dispatching any computation (with
+        several processes the array spans devices of other hosts). Under pmap that shard is
+        the [1, ...] slice of the stacked per-device axis.
+        """
+        def to_host(x):
+            if not isinstance(x, jax.Array):
+                return x
+            local = np.asarray(x.addressable_data(0))
+            return local[0] if self.mode == "pmap" else local
+
+        return jax.tree.map(to_host, tree)
 
     def put_batch(self, batch: dict):
         """Shard this process's slice of the global batch over the devices."""

@@ -2,8 +2,9 @@
 
 Training: shuffle (a new order every epoch), random scale / crop / flip, batch; each process
 takes its slice of every global batch. The dataset is indexed by step, so resuming at step s
-reads exactly the batches an uninterrupted run would (the data-iterator position is the step). Evaluation: whole images,
-no augmentation, padded to a multiple of the stride with ignore labels.
+reads exactly the batches an uninterrupted run would (the data-iterator position is the step).
+Evaluation: whole images, no augmentation, padded to a multiple of the stride with ignore
+labels.
 """
 
 from collections.abc import Iterator, Sequence
