@@ -1,1 +1,2 @@
-"""Experiment drivers: config sweeps (``experiments.sweep``) and their reports (``experiments.report``)."""
+"""Experiment drivers: config sweeps (``experiments.sweep``) and their reports
+(``experiments.report``)."""

@@ -14,7 +14,8 @@ TINY = {"height": 72, "width": 56, "train": 16, "validation": 8, "test": 8}
 
 
 def _scenes(count, height=64, width=64, first_seed=0):
-    return [shapes.render_scene(seed, height, width) for seed in range(first_seed, first_seed + count)]
+    seeds = range(first_seed, first_seed + count)
+    return [shapes.render_scene(seed, height, width) for seed in seeds]
 
 
 def _components(label):

@@ -73,7 +73,8 @@ def test_corrupt_bytes_surface_through_the_threaded_training_pipeline():
     source = checked([(b"not a png", label)] * 4)
     dataset = pipeline.train_dataset(source, local_batch=2, seed=0, crop_size=8,
                                      scale_range=(1.0, 1.0), flip=False)
-    with pytest.raises(DataError, match=r"fcn_shapes/train example \d in /data/fcn_shapes cannot be read"):
+    with pytest.raises(DataError,
+                       match=r"fcn_shapes/train example \d in /data/fcn_shapes cannot be read"):
         next(pipeline.train_iterator(dataset, 0, num_threads=2, prefetch=2))
 
 
@@ -149,10 +150,10 @@ def test_a_checkpoint_of_another_model_is_refused_untouched(finished_run, tiny_d
     before = snapshot(workdir)
     config = small_config(tiny_data_dir, 4)
     config.model.fc_channels = 24
-    with pytest.raises(CheckpointError, match=rf"step 2 checkpoint in {workdir}/checkpoints does "
-                                              r"not fit this model .*params/trunk/fc6/kernel/value: "
-                                              r"checkpoint \(7, 7, 32, 16\) vs model "
-                                              r"\(7, 7, 32, 24\).*use that config"):
+    expected = (rf"step 2 checkpoint in {workdir}/checkpoints does not fit this model "
+                r".*params/trunk/fc6/kernel/value: checkpoint \(7, 7, 32, 16\) vs model "
+                r"\(7, 7, 32, 24\).*use that config")
+    with pytest.raises(CheckpointError, match=expected):
         train.train_and_evaluate(config, workdir)
     assert snapshot(workdir) == before
 

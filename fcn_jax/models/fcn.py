@@ -59,7 +59,8 @@ class FCN(nnx.Module):
                  learn_upsampling: bool = False, skip_scales: tuple = (1.0, 1.0),
                  rngs: nnx.Rngs):
         if variant not in VARIANT_STRIDES:
-            raise ValueError(f"model.variant={variant!r}: expected one of {sorted(VARIANT_STRIDES)}")
+            raise ValueError(f"model.variant={variant!r}: expected one of "
+                             f"{sorted(VARIANT_STRIDES)}")
         self.variant = variant
         self.num_classes = num_classes
         self.pool4_scale, self.pool3_scale = (float(s) for s in skip_scales)
