@@ -68,6 +68,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 16
+    c.eval.tile_size = 0                  # 0 = whole images; else tiled sliding window
+    c.eval.tile_stride = 0                # 0 = tile_size (no overlap)
+    c.eval.flip = False                   # average with the mirrored prediction
+    c.eval.scales = (1.0,)                # average over rescaled inputs
 
     c.parallel = ml_collections.ConfigDict()
     c.parallel.mode = "mesh"              # mesh (jit over a 1-D device mesh) | pmap

@@ -1,10 +1,14 @@
 """Inference modes: whole image, tiled sliding window, flip and multi-scale averaging.
 
+Evaluation uses them through ``InferenceOptions`` (config ``eval.tile_size``,
+``eval.tile_stride``, ``eval.flip``, ``eval.scales``); the default is the whole image.
+
 FCNs take whole images (paper, section 3.1); tiled prediction exists for images too large for
 memory, and is the "sliding window" the paper's dense evaluation replaces. All functions take
 ``logits_fn(images) -> logits`` ([B,H,W,3] -> [B,H,W,C]) so they work with any model.
 """
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 import jax
@@ -72,3 +76,44 @@ def multiscale_logits(logits_fn: LogitsFn, images: jax.Array,
         logits = jax.image.resize(logits, (batch, height, width, logits.shape[-1]), "bilinear")
         total = logits if total is None else total + logits
     return total / len(scales)
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceOptions:
+    """How evaluation predicts: whole image (tile 0) or tiles, with flip / multi-scale averaging."""
+
+    tile: int = 0
+    stride: int = 0
+    flip: bool = False
+    scales: tuple[float, ...] = (1.0,)
+    pad_value: tuple[int, int, int] = (0, 0, 0)
+
+    @classmethod
+    def from_config(cls, eval_config, pad_value: Sequence[int]) -> "InferenceOptions":
+        """Read ``eval.tile_size``, ``eval.tile_stride``, ``eval.flip``, ``eval.scales``."""
+        scales = tuple(float(s) for s in eval_config.scales)
+        if not scales or min(scales) <= 0:
+            raise ValueError(f"eval.scales={eval_config.scales!r}: expected positive scales")
+        tile = int(eval_config.tile_size)
+        stride = int(eval_config.tile_stride) or tile
+        if tile:
+            tile_origins(tile, tile, stride)  # validates 0 < stride <= tile
+        return cls(tile, stride, bool(eval_config.flip), scales,
+                   tuple(int(v) for v in pad_value))
+
+
+def predict_logits(logits_fn: LogitsFn, images: jax.Array,
+                   options: InferenceOptions) -> jax.Array:
+    """Logits under ``options``: tiles inside flips inside scales, each averaged."""
+    def tiled(x):
+        if not options.tile:
+            return logits_fn(x)
+        return tiled_logits(logits_fn, x, tile=options.tile, stride=options.stride,
+                            pad_value=options.pad_value)
+
+    def flipped(x):
+        return flip_logits(tiled, x) if options.flip else tiled(x)
+
+    if options.scales == (1.0,):
+        return flipped(images)
+    return multiscale_logits(flipped, images, options.scales)

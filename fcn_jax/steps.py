@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fcn_jax import losses, metrics
+from fcn_jax.inference import InferenceOptions, predict_logits
 
 TrainState = dict[str, Any]  # {"step": int32[], "params": nnx.State, "opt_state", "rng": key}
 
@@ -63,15 +64,17 @@ def train_step(state: TrainState, batch: dict, *, graphdef, constants, tx, num_c
     return new_state, {"loss": total / denom, "confusion": confusion}
 
 
-def predict(params, images: jax.Array, *, graphdef, constants) -> jax.Array:
-    """Per-pixel class predictions (argmax of the logits), no dropout."""
+def predict(params, images: jax.Array, *, graphdef, constants,
+            options: InferenceOptions = InferenceOptions()) -> jax.Array:
+    """Per-pixel class predictions (argmax of the logits), no dropout, under ``options``."""
     model = nnx.merge(graphdef, params, constants)
-    return jnp.argmax(model(images), axis=-1)
+    return jnp.argmax(predict_logits(model, images, options), axis=-1)
 
 
 def eval_step(params, batch: dict, confusion: jax.Array, *, graphdef, constants,
-              num_classes: int, axis_name: str | None):
+              num_classes: int, options: InferenceOptions, axis_name: str | None):
     """Add one batch's confusion matrix (ignore pixels excluded) to the running one."""
-    pred = predict(params, batch["image"], graphdef=graphdef, constants=constants)
+    pred = predict(params, batch["image"], graphdef=graphdef, constants=constants,
+                   options=options)
     batch_confusion = metrics.confusion_matrix(batch["label"], pred, num_classes)
     return confusion + all_sum(batch_confusion, axis_name)

@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from fcn_jax import data, metrics, models, optim, steps, viz
 from fcn_jax.checkpoint import Checkpointer
-from fcn_jax.data import pipeline
+from fcn_jax.data import augment, pipeline
+from fcn_jax.inference import InferenceOptions
 from fcn_jax.models.vgg import TRUNK_STRIDE
 from fcn_jax.parallel import DataParallel
 from fcn_jax.workdir import ensure_writable
@@ -54,10 +55,11 @@ class Trainer:
             functools.partial(steps.train_step, tx=tx, normalize_loss=config.loss.normalize,
                               class_weights=class_weights, **pieces),
             num_args=2, donate=(0,))
-        self.eval_step = self.parallel.wrap(functools.partial(steps.eval_step, **pieces),
-                                            num_args=3)
+        options = InferenceOptions.from_config(config.eval, augment.PAD_RGB)
+        self.eval_step = self.parallel.wrap(
+            functools.partial(steps.eval_step, options=options, **pieces), num_args=3)
         self.predict = jax.jit(functools.partial(steps.predict, graphdef=self.graphdef,
-                                                 constants=self.constants))
+                                                 constants=self.constants, options=options))
 
     def evaluate(self, params, split: str) -> dict:
         """The paper's metrics over a whole split (params on devices, replicated)."""

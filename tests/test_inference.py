@@ -85,3 +85,30 @@ def test_multiscale_at_scale_one_is_the_plain_prediction_and_averages_scales():
     two = inference.multiscale_logits(pixelwise, x, [1.0, 0.5])
     half = inference.multiscale_logits(pixelwise, x, [0.5])
     np.testing.assert_allclose(two, 0.5 * (pixelwise(x) + half), rtol=1e-5, atol=1e-3)
+
+
+def test_default_options_are_the_plain_prediction_and_compose():
+    x = images()
+    plain = inference.InferenceOptions()
+    np.testing.assert_allclose(inference.predict_logits(box3, x, plain), box3(x), rtol=1e-6)
+    both = inference.InferenceOptions(tile=16, stride=8, flip=True, scales=(1.0, 0.5))
+    want = inference.multiscale_logits(
+        lambda y: inference.flip_logits(
+            lambda z: inference.tiled_logits(box3, z, tile=16, stride=8), y), x, (1.0, 0.5))
+    np.testing.assert_allclose(inference.predict_logits(box3, x, both), want, rtol=1e-5,
+                               atol=1e-4)
+
+
+def test_options_from_config_validate():
+    import ml_collections
+
+    cfg = ml_collections.ConfigDict({"tile_size": 16, "tile_stride": 0, "flip": True,
+                                     "scales": (1.0, 0.75)})
+    opts = inference.InferenceOptions.from_config(cfg, (1, 2, 3))
+    assert (opts.tile, opts.stride, opts.flip, opts.scales) == (16, 16, True, (1.0, 0.75))
+    cfg.tile_stride = 20
+    with pytest.raises(ValueError, match="tile=16, stride=20"):
+        inference.InferenceOptions.from_config(cfg, (0, 0, 0))
+    cfg.tile_stride, cfg.scales = 8, (0.0,)
+    with pytest.raises(ValueError, match=r"eval.scales=\(0.0,\)"):
+        inference.InferenceOptions.from_config(cfg, (0, 0, 0))

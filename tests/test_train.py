@@ -112,3 +112,8 @@ def test_cli_trains_then_evaluates_a_checkpoint(tiny_data_dir, tmp_path):
     evaluated = json.loads(proc.stdout[proc.stdout.index("{"):])
     assert evaluated["step"] == 2
     assert evaluated["metrics"] == trained["metrics"]
+    # Flip and tiled evaluation are selected by config; tiles of the padded size = whole image.
+    proc = run_cli(*common, "--mode", "eval", "--config.eval.flip=True",
+                   "--config.eval.tile_size=96")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout[proc.stdout.index("{"):])["step"] == 2
