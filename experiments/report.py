@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
+from fcn_jax.workdir import write_json  # noqa: E402
 from fcn_jax.writer import read_metrics  # noqa: E402
 
 METRICS = (("pixel_acc", "pixel acc"), ("mean_acc", "mean acc"), ("mean_iu", "mean IU"),
@@ -222,8 +223,7 @@ def report(sweep_dir: str) -> str:
                "trials": [{"name": t["name"], "overrides": t["overrides"],
                            "metrics": t["results"]["metrics"] if t["results"] else None}
                           for t in trials]}
-    with open(os.path.join(sweep_dir, "report.json"), "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
+    write_json(os.path.join(sweep_dir, "report.json"), payload)
     return markdown
 
 

@@ -19,6 +19,7 @@ import sys
 import time
 
 from fcn_jax import sweeps
+from fcn_jax.workdir import write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLL_SECONDS = 0.5
@@ -48,12 +49,6 @@ def trial_command(config_arg: str, workdir: str, overrides: dict) -> list[str]:
     """The ``fcn_jax.main`` command line that trains one trial."""
     command = [sys.executable, "-m", "fcn_jax.main", "--config", config_arg, "--workdir", workdir]
     return command + [f"--config.{k}={sweeps.format_value(v)}" for k, v in overrides.items()]
-
-
-def write_json(path: str, payload) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
 
 
 def prepare(args: argparse.Namespace) -> list[dict]:

@@ -23,7 +23,7 @@ from fcn_jax.data import augment, pipeline
 from fcn_jax.inference import InferenceOptions
 from fcn_jax.models.vgg import TRUNK_STRIDE
 from fcn_jax.parallel import DataParallel
-from fcn_jax.workdir import ensure_writable
+from fcn_jax.workdir import ensure_writable, write_json
 from fcn_jax.writer import MetricWriter
 
 
@@ -102,14 +102,6 @@ def majority_baseline(hist: np.ndarray) -> dict:
 def summary(result: dict) -> dict:
     """The four paper metrics of a metrics dict, as percentages."""
     return {k: round(100 * result[k], 2) for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")}
-
-
-def write_json(path: str, payload: dict) -> None:
-    """Write JSON atomically (a temporary file renamed into place)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:

@@ -1,5 +1,7 @@
-"""The run directory: created and checked for writing before any work starts."""
+"""The run directory: created and checked for writing before any work starts; JSON files
+written into it atomically."""
 
+import json
 import os
 import uuid
 
@@ -19,3 +21,12 @@ def ensure_writable(workdir: str) -> str:
             f"{error.strerror or error}); pass a --workdir you can write to, or fix its "
             "permissions") from error
     return path
+
+
+def write_json(path: str, payload) -> None:
+    """Write JSON atomically (a temporary file renamed into place)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
