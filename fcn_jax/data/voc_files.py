@@ -18,6 +18,7 @@ contains every VOC 2011 image. A missing or malformed file raises an error namin
 
 import io
 import os
+
 import numpy as np
 import scipy.io
 from PIL import Image
@@ -51,7 +52,7 @@ def seg11valid_ids(root: str) -> list[str]:
     present = [path for path in paths if os.path.isfile(path)]
     if not present:
         raise FileNotFoundError(
-            f"seg11valid needs a VOC 2011 val list: put the FCN reference release's "
+            "seg11valid needs a VOC 2011 val list: put the FCN reference release's "
             f"seg11valid.txt at {paths[0]}, or the VOC 2011 segmentation val list at {paths[1]}")
     sbd_train = set(read_ids(os.path.join(root, SBD, "train.txt")))
     return [ident for ident in read_ids(present[0]) if ident not in sbd_train]
