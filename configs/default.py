@@ -21,7 +21,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.seed = 0
 
     c.data = ml_collections.ConfigDict()
-    c.data.name = "fcn_shapes"            # TFDS builder: fcn_shapes (embedded)
+    c.data.name = "fcn_shapes"            # TFDS builder: fcn_shapes (embedded) | voc_sbd (VOC+SBD)
     c.data.builder_config = "default"     # fcn_shapes builder config: default | tiny
     c.data.data_dir = ""                  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
     c.data.train_split = "train"
