@@ -62,15 +62,18 @@ class Trainer:
                                                  constants=self.constants, options=options))
 
     def evaluate(self, params, split: str) -> dict:
-        """The paper's metrics over a whole split (params on devices, replicated)."""
-        confusion = self.parallel.put_replicated(
-            np.zeros((self.num_classes, self.num_classes), np.int32))
+        """The paper's metrics and the boundary F-score over a whole split (params replicated)."""
+        totals = self.parallel.put_replicated(
+            {"confusion": np.zeros((self.num_classes, self.num_classes), np.int32),
+             "boundary": np.zeros(4, np.int32)})
         for batch in pipeline.eval_batches(self.dataset.split(split),
                                            local_batch=self.eval_local_batch,
                                            stride=TRUNK_STRIDE):
-            confusion = self.eval_step(params, self.parallel.put_batch(batch), confusion)
-        hist = np.asarray(self.parallel.get_replicated(confusion), np.int64)
+            totals = self.eval_step(params, self.parallel.put_batch(batch), totals)
+        totals = self.parallel.get_replicated(totals)
+        hist = np.asarray(totals["confusion"], np.int64)
         result = metrics.segmentation_metrics(hist)
+        result.update(metrics.boundary_f_score(totals["boundary"]))
         result["confusion"] = hist.tolist()
         return result
 
@@ -187,7 +190,8 @@ def train_scalars(logged: list[dict], elapsed: float, learning_rate: float) -> d
 def finish(config: ml_collections.ConfigDict, workdir: str, result: dict, is_chief: bool) -> dict:
     """Write ``results.json`` with the final metrics beside the majority-class baseline."""
     payload = {"split": config.data.eval_split, "step": config.train.num_steps,
-               "metrics": summary(result), "per_class_iu": result["per_class_iu"],
+               "metrics": summary(result), "boundary_f": round(100 * result["boundary_f"], 2),
+               "per_class_iu": result["per_class_iu"],
                "majority_baseline": summary(majority_baseline(np.asarray(result["confusion"]))),
                "confusion": result["confusion"]}
     if is_chief:
@@ -206,5 +210,5 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
     params = trainer.parallel.put_replicated(state["params"])
     result = trainer.evaluate(params, config.data.eval_split)
     return {"split": config.data.eval_split, "step": int(state["step"]),
-            "metrics": summary(result),
+            "metrics": summary(result), "boundary_f": round(100 * result["boundary_f"], 2),
             "majority_baseline": summary(majority_baseline(np.asarray(result["confusion"])))}
