@@ -39,6 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.dropout_rate = 0.5
     c.model.learn_upsampling = False      # True: bilinear-initialised, learned ConvTranspose
     c.model.skip_scales = (1.0, 1.0)      # (pool4, pool3); (0.01, 1e-4) = "at-once" FCN-8s
+    c.model.caffe = False                 # True: the reference release's layout (models/caffe.py)
 
     c.loss = ml_collections.ConfigDict()
     c.loss.normalize = True               # mean over valid pixels; False = summed (release)
