@@ -21,7 +21,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.seed = 0
 
     c.data = ml_collections.ConfigDict()
-    c.data.name = "fcn_shapes"            # TFDS builder: fcn_shapes (embedded)
+    c.data.name = "fcn_shapes"            # TFDS builder: fcn_shapes (embedded) | voc_sbd (VOC+SBD)
     c.data.builder_config = "default"     # fcn_shapes builder config: default | tiny
     c.data.data_dir = ""                  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
     c.data.train_split = "train"
@@ -37,7 +37,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.width = 0.125                 # VGG16 channel multiplier (1.0 = the paper's net)
     c.model.fc_channels = 0               # 0 = 4096 * width
     c.model.dropout_rate = 0.5
-    c.model.learn_upsampling = False      # True: bilinear-initialised, learned ConvTranspose
+    c.model.decoder = "bilinear"          # bilinear (fixed) | learned_bilinear | learned_random
+    #                                       | nearest | bed_of_nails | max_unpool
     c.model.skip_scales = (1.0, 1.0)      # (pool4, pool3); (0.01, 1e-4) = "at-once" FCN-8s
     c.model.caffe = False                 # True: the reference release's layout (models/caffe.py)
 
@@ -81,9 +82,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 
 def lr_decoder_sweep() -> list[dict]:
-    """Learning rate x decoder (fixed bilinear or learned upsampling)."""
+    """Learning rate x decoder (fixed bilinear or learned from bilinear initialisation)."""
     return sweeps.product(sweeps.sweep("optim.learning_rate", [1e-3, 3e-3]),
-                          sweeps.sweep("model.learn_upsampling", [False, True]))
+                          sweeps.sweep("model.decoder", ["bilinear", "learned_bilinear"]))
 
 
 def variant_seed_sweep() -> list[dict]:

@@ -89,7 +89,7 @@ def format_value(value) -> str:
 
 def trial_name(overrides: dict, swept_keys) -> str:
     """A readable, filesystem-safe name from the swept keys' values, e.g.
-    ``learning_rate=0.001,learn_upsampling=True``.
+    ``learning_rate=0.001,decoder=nearest``.
 
     Keys are shortened to their last component unless that is ambiguous among ``swept_keys``;
     a name longer than ``MAX_NAME_LENGTH`` is cut and given a hash of the full name.

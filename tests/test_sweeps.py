@@ -80,9 +80,9 @@ def test_overrides_are_applied_and_bad_ones_name_the_key():
 
 def test_trial_names_are_short_safe_and_unique():
     trials = sweeps.product(sweeps.sweep("optim.learning_rate", [1e-3]),
-                            sweeps.sweep("model.learn_upsampling", [False, True]))
+                            sweeps.sweep("model.decoder", ["bilinear", "nearest"]))
     names = [name for name, _ in sweeps.name_trials(trials)]
-    assert names == ["learn_upsampling=False", "learn_upsampling=True"]
+    assert names == ["decoder=bilinear", "decoder=nearest"]
     name = sweeps.trial_name({"model.skip_scales": (0.01, 1e-4), "data.name": "a/b"},
                              ["model.skip_scales", "data.name"])
     assert re.fullmatch(r"[A-Za-z0-9._=,+-]+", name), name
@@ -94,7 +94,7 @@ def test_trial_names_are_short_safe_and_unique():
 
 def test_ready_made_sweeps_load_and_unknown_names_list_the_available():
     _, trials = sweeps.load_sweep("configs/default.py", "lr_decoder")
-    assert {"optim.learning_rate", "model.learn_upsampling"} == set(sweeps.swept_keys(trials))
+    assert {"optim.learning_rate", "model.decoder"} == set(sweeps.swept_keys(trials))
     base, trials = sweeps.load_sweep("configs/default.py:fcn32s", "variant_seed")
     assert base.model.variant == "fcn32s"
     assert {t["model.variant"] for t in trials} == set(default.VARIANTS)

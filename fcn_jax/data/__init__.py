@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import ml_collections
 
-from fcn_jax.data import embedded
+from fcn_jax.data import embedded, voc
 from fcn_jax.data.checked import CheckedSource
 
-BUILDERS = {"fcn_shapes": embedded.prepare}
+BUILDERS = {"fcn_shapes": embedded.prepare, "voc_sbd": voc.prepare}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,5 +16,5 @@ def build(config: ml_collections.ConfigDict, num_classes: int, seed: int) -> FCN
     model_class = CaffeFCN if m.caffe else FCN
     return model_class(num_classes, variant=m.variant, width=m.width,
                        fc_channels=m.fc_channels or None, dropout_rate=m.dropout_rate,
-                       learn_upsampling=m.learn_upsampling, skip_scales=tuple(m.skip_scales),
+                       decoder=m.decoder, skip_scales=tuple(m.skip_scales),
                        rngs=nnx.Rngs(params=seed))

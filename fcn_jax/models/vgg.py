@@ -73,12 +73,16 @@ class VGG16(nnx.Module):
     def __call__(self, x: jax.Array, *, dropout_keys: jax.Array | None = None) -> dict:
         """Features the FCN heads read: pool3 (stride 8), pool4 (16), pool5 and fc7 (32).
 
+        Also ``conv1``..``conv5``, each block's last activation before its pooling, from which
+        the max-unpooling decoder takes its switches.
+
         ``dropout_keys``: one PRNG key per example ([B]); None disables dropout (inference).
         """
         features = {}
         for level, names in enumerate(self.blocks, start=1):
             for name in names:
                 x = jax.nn.relu(getattr(self, name)(x))
+            features[f"conv{level}"] = x
             x = max_pool_ceil(x)
             features[f"pool{level}"] = x
         keys6 = keys7 = None
