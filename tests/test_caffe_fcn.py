@@ -23,9 +23,9 @@ NETS = {"fcn32s": ("fcn32s", (1.0, 1.0), (1.0, 1.0)),
         "fcn8s_atonce": ("fcn8s", (0.01, 1e-4), (100.0, 1e4))}
 
 
-def caffe_fcn(variant: str, skip_scales=(1.0, 1.0), learn_upsampling: bool = True) -> CaffeFCN:
+def caffe_fcn(variant: str, skip_scales=(1.0, 1.0), decoder="learned_bilinear") -> CaffeFCN:
     return CaffeFCN(CLASSES, variant=variant, width=WIDTH, fc_channels=FC,
-                    skip_scales=skip_scales, learn_upsampling=learn_upsampling,
+                    skip_scales=skip_scales, decoder=decoder,
                     rngs=nnx.Rngs(0))
 
 
@@ -67,7 +67,7 @@ def test_crop_offsets_and_skip_scales_matter():
 def test_released_fixed_bilinear_upsampling_loads_and_equals_reference():
     """The release's upsampling is fixed bilinear: it loads into the default (fixed) model."""
     sd = ref.random_state_dict("fcn16s", 3, CHANNELS, FC, CLASSES, bilinear=True)
-    model = caffe_fcn("fcn16s", learn_upsampling=False)
+    model = caffe_fcn("fcn16s", decoder="bilinear")
     weights.load_reference(model, sd)
     rgb = images(4, 40, 27)
     assert_close(np.asarray(model(jnp.asarray(rgb))), ref.forward(sd, caffe_data(rgb), "fcn16s"))
@@ -100,3 +100,8 @@ def test_caffe_fcn_equals_torch_reference(net):
         data = torch.from_numpy(caffe_data(rgb).transpose(0, 3, 1, 2).astype(np.float32))
         want = reference(data).numpy().transpose(0, 2, 3, 1)
     assert_close(np.asarray(model(jnp.asarray(rgb))), want)
+
+
+def test_caffe_layout_needs_a_transposed_convolution_decoder():
+    with pytest.raises(ValueError, match="model.caffe=True needs a transposed-convolution"):
+        caffe_fcn("fcn32s", decoder="nearest")

@@ -189,7 +189,7 @@ def test_released_fcn_pth_equals_torch_reference(tmp_path, variant):
     torch.manual_seed(1)
     reference = ReferenceFCN(variant, CHANNELS, FC, CLASSES).eval()
     torch.save(reference.state_dict(), tmp_path / f"{variant}.pth")
-    model = fcn(variant, caffe=True, learn_upsampling=True)  # torch's random upsampling
+    model = fcn(variant, caffe=True, decoder="learned_bilinear")  # torch's random upsampling
     weights.initialise(model, str(tmp_path / f"{variant}.pth"))
     rgb = np.random.default_rng(2).integers(0, 256, (2, 33, 20, 3)).astype(np.uint8)
     data = rgb[..., ::-1].astype(np.float32) - np.array([104.00699, 116.66877, 122.67892],

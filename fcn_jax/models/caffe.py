@@ -21,6 +21,8 @@ from fcn_jax.ops import upsample as up
 BGR_MEAN = np.array([104.00699, 116.66877, 122.67892], np.float32)
 SKIP_CROP_OFFSETS = {"score_pool4": 5, "score_pool3": 9}
 OUTPUT_CROP_OFFSETS = {"fcn32s": 19, "fcn16s": 27, "fcn8s": 31}
+# Decoders that are the release's Deconvolution (transposed convolutions, kernel 2f, stride f).
+CAFFE_DECODERS = ("bilinear", "learned_bilinear", "learned_random")
 
 
 def caffe_input(images: jax.Array) -> jax.Array:
@@ -37,8 +39,11 @@ def upsample_uncropped(layer, x: jax.Array) -> jax.Array:
 class CaffeFCN(FCN):
     """FCN-32s/16s/8s with the reference release's padding, crops and input convention."""
 
-    def __init__(self, num_classes: int, **kwargs):
-        super().__init__(num_classes, caffe_trunk=True, **kwargs)
+    def __init__(self, num_classes: int, *, decoder: str = "bilinear", **kwargs):
+        if decoder not in CAFFE_DECODERS:
+            raise ValueError(f"model.caffe=True needs a transposed-convolution decoder "
+                             f"{CAFFE_DECODERS}, got model.decoder={decoder!r}")
+        super().__init__(num_classes, decoder=decoder, caffe_trunk=True, **kwargs)
 
     def __call__(self, images: jax.Array, *, dropout_keys: jax.Array | None = None) -> jax.Array:
         """uint8 (or float 0..255) RGB NHWC images -> float32 logits [B, H, W, num_classes]."""
