@@ -17,7 +17,7 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
-from fcn_jax import data, metrics, models, optim, steps, viz
+from fcn_jax import data, metrics, models, optim, steps, viz, weights
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.data import augment, pipeline
 from fcn_jax.inference import InferenceOptions
@@ -28,9 +28,13 @@ from fcn_jax.writer import MetricWriter
 
 
 class Trainer:
-    """Everything one run needs: data, model pieces, optimiser, compiled steps, state."""
+    """Everything one run needs: data, model pieces, optimiser, compiled steps, state.
 
-    def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    ``init_from``: a weight file or a previous stage's workdir loaded into the fresh model
+    (fcn_jax/weights.py); "" keeps the random initialisation.
+    """
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str, init_from: str = ""):
         self.config = config
         self.workdir = workdir
         self.dataset = data.build(config)
@@ -40,6 +44,12 @@ class Trainer:
         self.eval_local_batch = self.parallel.check_batch_size(config.eval.batch_size,
                                                                "eval.batch_size")
         model = models.build(config, self.num_classes, config.seed)
+        if init_from:
+            report = weights.initialise(model, init_from, config.model.init_convention)
+            print(f"initialised from {init_from} ({report['layout']}): "
+                  f"{len(report['loaded'])} arrays loaded; dropped: "
+                  f"{', '.join(report['discarded']) or '-'}; left at their initialisation: "
+                  f"{', '.join(report['kept_init']) or '-'}")
         self.graphdef, params, self.constants = nnx.split(model, nnx.Param, ...)
         self.schedule = optim.learning_rate_schedule(config.optim, config.train.num_steps)
         tx = optim.build(config.optim, config.train.num_steps)
@@ -110,10 +120,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     ensure_writable(workdir)
     if is_chief:
         write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
-    trainer = Trainer(config, workdir)
     checkpointer = Checkpointer(workdir, config.train.max_checkpoints)
+    resuming = checkpointer.latest_step() is not None
+    trainer = Trainer(config, workdir, init_from="" if resuming else config.model.init_from)
     state = trainer.state
-    if checkpointer.latest_step() is not None:
+    if resuming:
         state = checkpointer.restore(state)
         print(f"resumed from {checkpointer.directory} at step {int(state['step'])}")
     start, num_steps = int(state["step"]), config.train.num_steps

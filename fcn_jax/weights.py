@@ -30,6 +30,7 @@ import os
 import numpy as np
 from flax import nnx
 
+from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.models.caffe import CaffeFCN
 from fcn_jax.models.fcn import FINAL_UPSAMPLING_NAMES
 from fcn_jax.models.vgg import VGG16_BLOCKS
@@ -205,9 +206,10 @@ def load_reference(model: nnx.Module, arrays: dict, *, convention: str = "auto",
 
 def read_checkpoint_params(path: str) -> dict[str, np.ndarray]:
     """{reference name: array} of the latest checkpoint's params in a workdir."""
-    from fcn_jax.checkpoint import Checkpointer
-
+    path = path.rstrip("/")
     workdir = os.path.dirname(path) if os.path.basename(path) == "checkpoints" else path
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        raise WeightsError(f"{path}: not a training workdir (no checkpoints/ directory)")
     checkpointer = Checkpointer(workdir)
     step = checkpointer.latest_step()
     if step is None:
