@@ -15,12 +15,16 @@ from ml_collections import config_flags
 from fcn_jax import models, weights
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/voc.py:fcn32s.",
-                                lock_config=True)
-flags.DEFINE_string("weights", None, ".npz, .safetensors or .pth/.pt (with torch) file.")
-flags.DEFINE_integer("num_classes", 21, "Classes of the model's score layers (VOC: 21).")
-flags.DEFINE_string("npz", "", "Also write the file's arrays to this .npz.")
-flags.mark_flags_as_required(["config", "weights"])
+
+
+def define_flags() -> None:
+    """The command's flags (defined only when run, so importing this module defines none)."""
+    config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/voc.py:fcn32s.",
+                                    lock_config=True)
+    flags.DEFINE_string("weights", None, ".npz, .safetensors or .pth/.pt (with torch) file.")
+    flags.DEFINE_integer("num_classes", 21, "Classes of the model's score layers (VOC: 21).")
+    flags.DEFINE_string("npz", "", "Also write the file's arrays to this .npz.")
+    flags.mark_flags_as_required(["config", "weights"])
 
 
 def main(argv):
@@ -38,4 +42,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -72,12 +72,17 @@ class Trainer:
                                                  constants=self.constants, options=options))
 
     def evaluate(self, params, split: str) -> dict:
-        """The paper's metrics over a whole split (params on devices, replicated)."""
+        """The paper's metrics over a whole split (params on devices, replicated).
+
+        Images are padded to a multiple of the trunk's stride, except in the Caffe layout,
+        which takes any size: there each batch is padded only to its largest image (with
+        eval.batch_size 1, every image is scored at its own size, as the reference's).
+        """
         confusion = self.parallel.put_replicated(
             np.zeros((self.num_classes, self.num_classes), np.int32))
+        stride = 1 if self.config.model.caffe else TRUNK_STRIDE
         for batch in pipeline.eval_batches(self.dataset.split(split),
-                                           local_batch=self.eval_local_batch,
-                                           stride=TRUNK_STRIDE):
+                                           local_batch=self.eval_local_batch, stride=stride):
             confusion = self.eval_step(params, self.parallel.put_batch(batch), confusion)
         hist = np.asarray(self.parallel.get_replicated(confusion), np.int64)
         result = metrics.segmentation_metrics(hist)
@@ -214,8 +219,19 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
         raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}; train first")
     state = checkpointer.restore(trainer.state)
     checkpointer.close()
-    params = trainer.parallel.put_replicated(state["params"])
-    result = trainer.evaluate(params, config.data.eval_split)
-    return {"split": config.data.eval_split, "step": int(state["step"]),
-            "metrics": summary(result),
+    return score(trainer, state["params"], int(state["step"]))
+
+
+def evaluate_weights(config: ml_collections.ConfigDict, path: str) -> dict:
+    """Score a weight file (fcn_jax/weights.py: VGG16 or released FCN weights) on
+    ``config.data.eval_split``; nothing is written."""
+    trainer = Trainer(config, "", init_from=path)
+    return score(trainer, trainer.state["params"], None)
+
+
+def score(trainer: Trainer, host_params, step: int | None) -> dict:
+    """The four paper metrics and the majority baseline of ``host_params`` on the eval split."""
+    split = trainer.config.data.eval_split
+    result = trainer.evaluate(trainer.parallel.put_replicated(host_params), split)
+    return {"split": split, "step": step, "metrics": summary(result),
             "majority_baseline": summary(majority_baseline(np.asarray(result["confusion"])))}
