@@ -40,6 +40,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.decoder = "bilinear"          # bilinear (fixed) | learned_bilinear | learned_random
     #                                       | nearest | bed_of_nails | max_unpool
     c.model.skip_scales = (1.0, 1.0)      # (pool4, pool3); (0.01, 1e-4) = "at-once" FCN-8s
+    c.model.caffe = False                 # True: the reference release's layout (models/caffe.py)
+    c.model.init_from = ""                # weight file or checkpoint workdir (fcn_jax/weights.py)
+    c.model.init_convention = "auto"      # input convention of init_from: auto|caffe|torchvision
 
     c.loss = ml_collections.ConfigDict()
     c.loss.normalize = True               # mean over valid pixels; False = summed (release)
@@ -57,6 +60,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.schedule = "cosine"           # constant | cosine | step
     c.optim.warmup_steps = 100
     c.optim.decay_steps = ()              # "step" schedule: x0.1 at each of these steps
+    c.optim.train_only = ()               # () = all; ("score_fr",) = FCN-32s-fixed
 
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 16               # global batch, split over devices

@@ -2,7 +2,9 @@
 
 The paper trains with SGD, momentum 0.9, weight decay 5e-4 and biases at twice the learning
 rate; Adam (with decoupled weight decay) is offered for quick studies from scratch. As in the
-reference release, biases are not decayed.
+reference release, biases are not decayed. ``train_only`` freezes every other top-level layer
+(no update, no decay): ("score_fr",) is the paper's FCN-32s-fixed (Table 2, "only the last layer
+trained").
 """
 
 import jax
@@ -54,8 +56,26 @@ def parameter_kind(path: tuple, _) -> str:
     return "bias" if "bias" in names else "weight"
 
 
+def labeller(train_only: tuple[str, ...]):
+    """params -> labels: 'frozen' outside the ``train_only`` layers (when given), else kind."""
+    def labels(params):
+        unknown = sorted(set(train_only) - set(params.keys()))
+        if unknown:
+            raise ValueError(f"optim.train_only={train_only}: {unknown} not among the model's "
+                             f"layers {sorted(params.keys())}")
+
+        def label(path, leaf):
+            top = getattr(path[0], "key", getattr(path[0], "name", None))
+            return "frozen" if train_only and top not in train_only else parameter_kind(path, leaf)
+
+        return jax.tree_util.tree_map_with_path(label, params)
+
+    return labels
+
+
 def build(optim: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTransformation:
-    """The optimiser ``optim`` describes; biases get ``bias_lr_mult`` x the rate, no decay."""
+    """The optimiser ``optim`` describes; biases get ``bias_lr_mult`` x the rate, no decay;
+    layers outside ``optim.train_only`` (when set) are frozen."""
     schedule = learning_rate_schedule(optim, num_steps)
 
     def bias_schedule(step):
@@ -63,5 +83,5 @@ def build(optim: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTra
 
     return optax.multi_transform(
         {"weight": base_optimizer(optim, schedule, optim.weight_decay),
-         "bias": base_optimizer(optim, bias_schedule, 0.0)},
-        lambda params: jax.tree_util.tree_map_with_path(parameter_kind, params))
+         "bias": base_optimizer(optim, bias_schedule, 0.0), "frozen": optax.set_to_zero()},
+        labeller(tuple(optim.train_only)))

@@ -17,7 +17,7 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
-from fcn_jax import data, metrics, models, optim, steps, viz
+from fcn_jax import data, metrics, models, optim, steps, viz, weights
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.data import augment, pipeline
 from fcn_jax.inference import InferenceOptions
@@ -28,9 +28,13 @@ from fcn_jax.writer import MetricWriter
 
 
 class Trainer:
-    """Everything one run needs: data, model pieces, optimiser, compiled steps, state."""
+    """Everything one run needs: data, model pieces, optimiser, compiled steps, state.
 
-    def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    ``init_from``: a weight file or a previous stage's workdir loaded into the fresh model
+    (fcn_jax/weights.py); "" keeps the random initialisation.
+    """
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str, init_from: str = ""):
         self.config = config
         self.workdir = workdir
         self.dataset = data.build(config)
@@ -40,6 +44,12 @@ class Trainer:
         self.eval_local_batch = self.parallel.check_batch_size(config.eval.batch_size,
                                                                "eval.batch_size")
         model = models.build(config, self.num_classes, config.seed)
+        if init_from:
+            report = weights.initialise(model, init_from, config.model.init_convention)
+            print(f"initialised from {init_from} ({report['layout']}): "
+                  f"{len(report['loaded'])} arrays loaded; dropped: "
+                  f"{', '.join(report['discarded']) or '-'}; left at their initialisation: "
+                  f"{', '.join(report['kept_init']) or '-'}")
         self.graphdef, params, self.constants = nnx.split(model, nnx.Param, ...)
         self.schedule = optim.learning_rate_schedule(config.optim, config.train.num_steps)
         tx = optim.build(config.optim, config.train.num_steps)
@@ -62,13 +72,18 @@ class Trainer:
                                                  constants=self.constants, options=options))
 
     def evaluate(self, params, split: str) -> dict:
-        """The paper's metrics and the boundary F-score over a whole split (params replicated)."""
+        """The paper's metrics and the boundary F-score over a whole split (params replicated).
+
+        Images are padded to a multiple of the trunk's stride, except in the Caffe layout,
+        which takes any size: there each batch is padded only to its largest image (with
+        eval.batch_size 1, every image is scored at its own size, as the reference's).
+        """
         totals = self.parallel.put_replicated(
             {"confusion": np.zeros((self.num_classes, self.num_classes), np.int32),
              "boundary": np.zeros(4, np.int32)})
+        stride = 1 if self.config.model.caffe else TRUNK_STRIDE
         for batch in pipeline.eval_batches(self.dataset.split(split),
-                                           local_batch=self.eval_local_batch,
-                                           stride=TRUNK_STRIDE):
+                                           local_batch=self.eval_local_batch, stride=stride):
             totals = self.eval_step(params, self.parallel.put_batch(batch), totals)
         totals = self.parallel.get_replicated(totals)
         hist = np.asarray(totals["confusion"], np.int64)
@@ -113,10 +128,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     ensure_writable(workdir)
     if is_chief:
         write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
-    trainer = Trainer(config, workdir)
     checkpointer = Checkpointer(workdir, config.train.max_checkpoints)
+    resuming = checkpointer.latest_step() is not None
+    trainer = Trainer(config, workdir, init_from="" if resuming else config.model.init_from)
     state = trainer.state
-    if checkpointer.latest_step() is not None:
+    if resuming:
         state = checkpointer.restore(state)
         print(f"resumed from {checkpointer.directory} at step {int(state['step'])}")
     start, num_steps = int(state["step"]), config.train.num_steps
@@ -207,8 +223,20 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
         raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}; train first")
     state = checkpointer.restore(trainer.state)
     checkpointer.close()
-    params = trainer.parallel.put_replicated(state["params"])
-    result = trainer.evaluate(params, config.data.eval_split)
-    return {"split": config.data.eval_split, "step": int(state["step"]),
-            "metrics": summary(result), "boundary_f": round(100 * result["boundary_f"], 2),
+    return score(trainer, state["params"], int(state["step"]))
+
+
+def evaluate_weights(config: ml_collections.ConfigDict, path: str) -> dict:
+    """Score a weight file (fcn_jax/weights.py: VGG16 or released FCN weights) on
+    ``config.data.eval_split``; nothing is written."""
+    trainer = Trainer(config, "", init_from=path)
+    return score(trainer, trainer.state["params"], None)
+
+
+def score(trainer: Trainer, host_params, step: int | None) -> dict:
+    """The four paper metrics, boundary F and the majority baseline of ``host_params``."""
+    split = trainer.config.data.eval_split
+    result = trainer.evaluate(trainer.parallel.put_replicated(host_params), split)
+    return {"split": split, "step": step, "metrics": summary(result),
+            "boundary_f": round(100 * result["boundary_f"], 2),
             "majority_baseline": summary(majority_baseline(np.asarray(result["confusion"])))}

@@ -3,13 +3,18 @@
 import ml_collections
 from flax import nnx
 
+from fcn_jax.models.caffe import CaffeFCN
 from fcn_jax.models.fcn import FCN
 
 
 def build(config: ml_collections.ConfigDict, num_classes: int, seed: int) -> FCN:
-    """Build the FCN that ``config.model`` describes, initialised from ``seed``."""
+    """Build the FCN that ``config.model`` describes, initialised from ``seed``.
+
+    ``model.caffe`` picks the reference release's layout (models.caffe.CaffeFCN).
+    """
     m = config.model
-    return FCN(num_classes, variant=m.variant, width=m.width,
-               fc_channels=m.fc_channels or None, dropout_rate=m.dropout_rate,
-               decoder=m.decoder, skip_scales=tuple(m.skip_scales),
-               rngs=nnx.Rngs(params=seed))
+    model_class = CaffeFCN if m.caffe else FCN
+    return model_class(num_classes, variant=m.variant, width=m.width,
+                       fc_channels=m.fc_channels or None, dropout_rate=m.dropout_rate,
+                       decoder=m.decoder, skip_scales=tuple(m.skip_scales),
+                       rngs=nnx.Rngs(params=seed))

@@ -31,12 +31,16 @@ def score_layer(in_channels: int, num_classes: int, rngs: nnx.Rngs) -> nnx.Conv:
 
 
 class FCN(nnx.Module):
-    """An FCN with skip fusion: variant "fcn32s", "fcn16s" or "fcn8s"."""
+    """An FCN with skip fusion: variant "fcn32s", "fcn16s" or "fcn8s".
+
+    ``caffe_trunk`` gives the trunk the reference release's padding; models.caffe.CaffeFCN sets
+    it together with the release's input convention and crops.
+    """
 
     def __init__(self, num_classes: int, *, variant: str = "fcn8s", width: float = 1.0,
                  fc_channels: int | None = None, dropout_rate: float = 0.5,
                  decoder: str = "bilinear", skip_scales: tuple = (1.0, 1.0),
-                 rngs: nnx.Rngs):
+                 caffe_trunk: bool = False, rngs: nnx.Rngs):
         if variant not in VARIANT_STRIDES:
             raise ValueError(f"model.variant={variant!r}: expected one of "
                              f"{sorted(VARIANT_STRIDES)}")
@@ -47,7 +51,7 @@ class FCN(nnx.Module):
         self.num_classes = num_classes
         self.pool4_scale, self.pool3_scale = (float(s) for s in skip_scales)
         self.trunk = VGG16(width=width, fc_channels=fc_channels, dropout_rate=dropout_rate,
-                           rngs=rngs)
+                           caffe=caffe_trunk, rngs=rngs)
         self.score_fr = score_layer(self.trunk.fc_channels, num_classes, rngs)
         stride = VARIANT_STRIDES[variant]
         if stride <= 16:

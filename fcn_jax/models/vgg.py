@@ -5,8 +5,10 @@ of any size. A width multiplier scales every channel count (1.0 is the paper's V
 same architecture can be studied on a CPU. No BatchNorm, as in the paper.
 
 Pooling rounds up (ceil mode), so pool k of an H-pixel input has exactly ceil(H / 2**k)
-pixels; convolutions use "SAME" padding. Dropout masks are drawn per example from per-example
-keys, so a data-parallel step draws the same masks however the batch is split over devices.
+pixels; convolutions use "SAME" padding. ``caffe=True`` is the reference release's layout
+instead: conv1_1 padded by 100 pixels (so any input gives a valid fc6) and a VALID fc6.
+Dropout masks are drawn per example from per-example keys, so a data-parallel step draws the
+same masks however the batch is split over devices.
 """
 
 import jax
@@ -18,6 +20,7 @@ TRUNK_STRIDE = 32  # pool5: the coarsest feature map is 1/32 of the input
 VGG16_BLOCKS = (("conv1", 2, 64), ("conv2", 2, 128), ("conv3", 3, 256),
                 ("conv4", 3, 512), ("conv5", 3, 512))
 FC_CHANNELS = 4096
+CAFFE_CONV1_1_PADDING = 100  # the reference release's conv1_1 "pad: 100"
 
 he_normal = nnx.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
 
@@ -44,7 +47,7 @@ class VGG16(nnx.Module):
     """VGG16 convolutions plus fc6 (7x7 conv) and fc7 (1x1 conv), each with ReLU and dropout."""
 
     def __init__(self, *, width: float = 1.0, fc_channels: int | None = None,
-                 dropout_rate: float = 0.5, rngs: nnx.Rngs):
+                 dropout_rate: float = 0.5, caffe: bool = False, rngs: nnx.Rngs):
         self.dropout_rate = dropout_rate
         blocks = []
         in_ch = 3
@@ -52,7 +55,8 @@ class VGG16(nnx.Module):
             out_ch = scaled(channels, width)
             names = tuple(f"{block}_{i}" for i in range(1, depth + 1))
             for name in names:
-                setattr(self, name, nnx.Conv(in_ch, out_ch, (3, 3), padding="SAME",
+                padding = CAFFE_CONV1_1_PADDING if caffe and name == "conv1_1" else "SAME"
+                setattr(self, name, nnx.Conv(in_ch, out_ch, (3, 3), padding=padding,
                                              kernel_init=he_normal, rngs=rngs))
                 in_ch = out_ch
             blocks.append(names)
@@ -61,7 +65,7 @@ class VGG16(nnx.Module):
         self.pool4_channels = scaled(VGG16_BLOCKS[3][2], width)
         self.pool3_channels = scaled(VGG16_BLOCKS[2][2], width)
         self.fc_channels = fc_channels or scaled(FC_CHANNELS, width)
-        self.fc6 = nnx.Conv(in_ch, self.fc_channels, (7, 7), padding="SAME",
+        self.fc6 = nnx.Conv(in_ch, self.fc_channels, (7, 7), padding="VALID" if caffe else "SAME",
                             kernel_init=he_normal, rngs=rngs)
         self.fc7 = nnx.Conv(self.fc_channels, self.fc_channels, (1, 1),
                             kernel_init=he_normal, rngs=rngs)

@@ -1,0 +1,92 @@
+"""Command line: score a checkpoint or a weight file and add it as a row of a results table
+(FCN paper, section 5: the four metrics; the layout of Table 2).
+
+    python -m fcn_jax.evaluate --config configs/voc.py:fcn8s --source workdirs/voc/fcn8s \\
+        --name FCN-8s --table results/voc
+
+``--source`` is a training workdir (its latest checkpoint is scored) or a weight file
+(fcn_jax/weights.py, e.g. released FCN weights). The row ``--name`` is added to, or replaced
+in, ``TABLE/results.json`` and ``TABLE/results.md`` (net | pixel acc | mean acc | mean IU |
+f.w. IU, in percent, on ``config.data.eval_split``: seg11valid for configs/voc.py).
+"""
+
+import json
+import os
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from fcn_jax import train
+from fcn_jax.workdir import ensure_writable, write_json
+
+COLUMNS = {"pixel_acc": "pixel acc", "mean_acc": "mean acc", "mean_iu": "mean IU",
+           "fw_iu": "f.w. IU"}
+
+
+def score_source(config, source: str) -> dict:
+    """Metrics of a workdir's latest checkpoint or of a weight file."""
+    if os.path.isdir(source):
+        return train.evaluate_checkpoint(config, source)
+    return train.evaluate_weights(config, source)
+
+
+def markdown(table: dict) -> str:
+    """The table in Table 2's layout, rows in the order they were first added."""
+    lines = [f"Scored on `{table['split']}` ({table['dataset']}); percent.", "",
+             "| net | " + " | ".join(COLUMNS.values()) + " |",
+             "|---" * (len(COLUMNS) + 1) + "|"]
+    lines += ["| " + " | ".join([row["net"]] + [f"{row['metrics'][k]:.2f}" for k in COLUMNS])
+              + " |" for row in table["rows"]]
+    return "\n".join(lines) + "\n"
+
+
+def add_row(table_dir: str, row: dict, split: str, dataset: str) -> dict:
+    """Add ``row`` to (or replace its net's row in) the table; write the .json and the .md."""
+    path = os.path.join(table_dir, "results.json")
+    table = {"split": split, "dataset": dataset, "rows": []}
+    if os.path.exists(path):
+        with open(path) as f:
+            table = json.load(f)
+        if (table["split"], table["dataset"]) != (split, dataset):
+            raise ValueError(f"{path} holds {table['dataset']}:{table['split']} scores; this "
+                             f"config scores {dataset}:{split}: use another --table")
+    names = [r["net"] for r in table["rows"]]
+    if row["net"] in names:
+        table["rows"][names.index(row["net"])] = row
+    else:
+        table["rows"].append(row)
+    write_json(path, table)
+    with open(os.path.join(table_dir, "results.md"), "w") as f:
+        f.write(markdown(table))
+    return table
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command's flags (defined only when run, so importing this module defines none)."""
+    config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/voc.py:fcn8s.",
+                                    lock_config=True)
+    flags.DEFINE_string("source", None, "A training workdir or a weight file to score.")
+    flags.DEFINE_string("name", None, "The row's name in the table, e.g. FCN-8s.")
+    flags.DEFINE_string("table", None, "Directory of results.json and results.md.")
+    flags.mark_flags_as_required(["config", "source", "name", "table"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    config = FLAGS.config
+    ensure_writable(FLAGS.table)
+    result = score_source(config, FLAGS.source)
+    row = {"net": FLAGS.name, "source": os.path.abspath(FLAGS.source), "step": result["step"],
+           "metrics": result["metrics"], "majority_baseline": result["majority_baseline"]}
+    table = add_row(FLAGS.table, row, config.data.eval_split, config.data.name)
+    print(markdown(table))
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

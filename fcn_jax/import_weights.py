@@ -1,0 +1,46 @@
+"""Command line: check a weight file against a config's model, optionally re-save it as .npz.
+
+``python -m fcn_jax.import_weights --config configs/voc.py:fcn32s --weights vgg16.pth
+[--npz vgg16.npz]`` loads the file into the model the config describes (fcn_jax/weights.py:
+layouts, net surgery, input convention), prints what was loaded, dropped and left at its
+initialisation, or the list of mismatches. ``--npz`` writes the file's arrays unchanged, so a
+.pth needs torch once and never again. Training then starts from it with
+``--config.model.init_from=vgg16.npz``.
+"""
+
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from fcn_jax import models, weights
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command's flags (defined only when run, so importing this module defines none)."""
+    config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/voc.py:fcn32s.",
+                                    lock_config=True)
+    flags.DEFINE_string("weights", None, ".npz, .safetensors or .pth/.pt (with torch) file.")
+    flags.DEFINE_integer("num_classes", 21, "Classes of the model's score layers (VOC: 21).")
+    flags.DEFINE_string("npz", "", "Also write the file's arrays to this .npz.")
+    flags.mark_flags_as_required(["config", "weights"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    model = models.build(FLAGS.config, FLAGS.num_classes, seed=0)
+    arrays = weights.read_arrays(FLAGS.weights)
+    report = weights.load_reference(model, arrays, convention=FLAGS.config.model.init_convention,
+                                    source=FLAGS.weights)
+    for key, value in report.items():
+        print(f"{key}: {value if isinstance(value, str) else ', '.join(value) or '-'}")
+    if FLAGS.npz:
+        np.savez(FLAGS.npz, **arrays)
+        print(f"wrote {FLAGS.npz}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

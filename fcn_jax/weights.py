@@ -1,0 +1,256 @@
+"""Importing pretrained weights: VGG16 ImageNet and the released FCNs (FCN paper, sections 3.1
+and 4.3; FCN reference release), and a previous stage's checkpoint (staged 32s -> 16s -> 8s).
+
+Files (``read_arrays``): ``.npz``, ``.safetensors`` and, with torch installed, ``.pth``/``.pt``;
+each a flat {name: array} in one of two layouts:
+
+- torchvision VGG16: ``features.N.weight/bias`` (conv, OIHW), ``classifier.{0,3,6}`` (linear,
+  [out, in]): renamed to the reference names below (``TORCHVISION_VGG16``);
+- reference names: conv1_1 .. conv5_3, fc6, fc7, fc8, score_fr, score_pool4, score_pool3
+  (OIHW), upscore2, upscore_pool4, upscore / upscore16 / upscore8 (Caffe's Deconvolution
+  layout [in, out, kh, kw], no bias), keys ``name.weight`` / ``name.bias``.
+
+Net surgery ("convolutionalization", paper section 3.1): a linear fc6 [4096, 25088] (torch and
+Caffe flatten a 512x7x7 map in C, H, W order) becomes a 7x7x512x4096 HWIO kernel, fc7 a 1x1.
+fc8 (the ImageNet classifier) is dropped and reported; score layers absent from a VGG16 file
+keep their zero init, upsampling layers their bilinear init.
+
+Input convention: torchvision's VGG16 expects RGB scaled to 0..1 and normalised by the
+ImageNet mean and std: the normalisation of ``FCN`` (``model.caffe=False``). Caffe weights
+(the VGG16 caffemodel, the released FCNs) expect BGR, mean-subtracted, 0..255: the input of
+``CaffeFCN`` (``model.caffe=True``). ``convention="auto"`` takes torchvision names as the
+torchvision convention and reference names as Caffe's; a mismatch with the model is an error.
+
+Every difference between a file and the model (missing, unexpected, wrong shape) is listed in
+one ``WeightsError``; nothing is skipped silently.
+"""
+
+import os
+
+import numpy as np
+from flax import nnx
+
+from fcn_jax.checkpoint import Checkpointer
+from fcn_jax.models.caffe import CaffeFCN
+from fcn_jax.models.fcn import FINAL_UPSAMPLING_NAMES
+from fcn_jax.models.vgg import VGG16_BLOCKS
+
+UPSAMPLING_LAYERS = ("upscore2", "upscore_pool4", *FINAL_UPSAMPLING_NAMES.values())
+SKIP_LAYERS = ("score_pool4", "score_pool3")
+# Dropped on import, and reported: the ImageNet classifier the paper replaces by score_fr.
+DISCARDED = ("fc8.weight", "fc8.bias")
+CONVENTIONS = ("auto", "caffe", "torchvision")
+
+
+class WeightsError(ValueError):
+    """A weight file or checkpoint does not fit the model; the message lists every problem."""
+
+
+def torchvision_vgg16_names() -> dict[str, str]:
+    """{"features.0": "conv1_1", ..., "classifier.6": "fc8"}: torchvision's module indices."""
+    names, index = {}, 0
+    for block, depth, _ in VGG16_BLOCKS:
+        for i in range(1, depth + 1):
+            names[f"features.{index}"] = f"{block}_{i}"
+            index += 2  # conv, ReLU
+        index += 1  # max pool
+    names.update({"classifier.0": "fc6", "classifier.3": "fc7", "classifier.6": "fc8"})
+    return names
+
+
+TORCHVISION_VGG16 = torchvision_vgg16_names()
+TRUNK_LAYERS = frozenset(TORCHVISION_VGG16.values()) - {"fc8"}
+
+
+def read_arrays(path: str) -> dict[str, np.ndarray]:
+    """{name: float32 array} from a .npz, .safetensors or (with torch) .pth/.pt file."""
+    if path.endswith(".npz"):
+        with np.load(path) as archive:
+            arrays = dict(archive)
+    elif path.endswith(".safetensors"):
+        from safetensors.numpy import load_file
+        arrays = load_file(path)
+    elif path.endswith((".pth", ".pt")):
+        try:
+            import torch
+        except ImportError as error:
+            raise WeightsError(f"{path}: reading .pth files needs torch (pip install -r "
+                               "requirements-torch.txt); or convert it to .npz elsewhere with "
+                               "python -m fcn_jax.import_weights ... --npz OUT.npz") from error
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        arrays = {k: v.detach().float().numpy() for k, v in state.items()}
+    else:
+        raise WeightsError(f"{path}: expected a .npz, .safetensors, .pth or .pt file")
+    return {k: np.asarray(v, np.float32) for k, v in arrays.items()}
+
+
+def to_reference_names(arrays: dict) -> tuple[dict, str]:
+    """Rename a torchvision VGG16 state dict to reference names; returns (arrays, layout)."""
+    prefix = lambda key: key.rsplit(".", 1)[0]  # noqa: E731
+    if not any(prefix(k) in TORCHVISION_VGG16 for k in arrays):
+        return dict(arrays), "reference"
+    renamed = {}
+    for key, value in arrays.items():
+        layer, _, param = key.rpartition(".")
+        renamed[f"{TORCHVISION_VGG16[layer]}.{param}" if layer in TORCHVISION_VGG16
+                else key] = value
+    return renamed, "torchvision"
+
+
+def reference_name(path: tuple) -> str:
+    """Model variable path -> reference name: ("trunk", "fc6", "kernel") -> "fc6.weight"."""
+    *layers, leaf = [str(p) for p in path if p != "trunk"]
+    return ".".join(layers + [{"kernel": "weight"}.get(leaf, leaf)])
+
+
+def file_shapes(name: str, shape: tuple) -> list[tuple]:
+    """The file shapes that convert to a model variable of ``shape`` (HWIO for kernels)."""
+    if not name.endswith(".weight"):
+        return [shape]
+    kh, kw, cin, cout = shape
+    if name.split(".")[0] in UPSAMPLING_LAYERS:
+        return [(cin, cout, kh, kw)]
+    shapes = [(cout, cin, kh, kw)]
+    if name.split(".")[0] in ("fc6", "fc7"):
+        shapes.append((cout, cin * kh * kw))  # a linear layer before net surgery
+    return shapes
+
+
+def to_model_layout(name: str, array: np.ndarray, shape: tuple) -> np.ndarray:
+    """Convert a reference-layout array to the model's layout (HWIO kernels).
+
+    Linear [out, C*H*W] -> [out, C, H, W] (torch/Caffe flatten order) -> HWIO. Caffe's
+    Deconvolution [in, out, kh, kw] is the adjoint of a convolution (torch's
+    conv_transpose2d); lax.conv_transpose does not flip its kernel, so the kernel is flipped.
+    """
+    if not name.endswith(".weight"):
+        return array
+    kh, kw, cin, cout = shape
+    if name.split(".")[0] in UPSAMPLING_LAYERS:
+        return np.ascontiguousarray(array[:, :, ::-1, ::-1].transpose(2, 3, 0, 1))
+    return np.ascontiguousarray(array.reshape(cout, cin, kh, kw).transpose(2, 3, 1, 0))
+
+
+def model_variables(model: nnx.Module) -> dict[str, nnx.Variable]:
+    """{reference name: variable} for every variable of the model."""
+    return {reference_name(path): var for path, var in nnx.to_flat_state(nnx.state(model))}
+
+
+def check_convention(layout: str, convention: str, model: nnx.Module) -> str:
+    """The weights' input convention; an error if the model expects another."""
+    if convention not in CONVENTIONS:
+        raise WeightsError(f"model.init_convention={convention!r}: expected one of {CONVENTIONS}")
+    if convention == "auto":
+        convention = "torchvision" if layout == "torchvision" else "caffe"
+    caffe_model = isinstance(model, CaffeFCN)
+    if caffe_model != (convention == "caffe"):
+        wanted = "True" if convention == "caffe" else "False"
+        raise WeightsError(
+            f"these weights expect the {convention} input convention ({layout} layout, "
+            f"convention {convention!r}) but the model has model.caffe={caffe_model}: set "
+            f"model.caffe={wanted}, or model.init_convention if the file's names mislead")
+    return convention
+
+
+def mismatches(arrays: dict, expected: dict) -> list[str]:
+    """Every missing, unexpected and wrong-shaped array, one line each."""
+    problems = [f"missing: {k} (model shape {', or '.join(map(str, file_shapes(k, v.shape)))})"
+                for k, v in expected.items() if k not in arrays]
+    problems += [f"unexpected: {k} {arrays[k].shape}" for k in arrays
+                 if k not in expected and k not in DISCARDED]
+    for key in expected.keys() & arrays.keys():
+        accepted = file_shapes(key, expected[key].shape)
+        if arrays[key].shape not in accepted:
+            problems.append(f"wrong shape: {key} file {arrays[key].shape} vs model "
+                            f"{' or '.join(map(str, accepted))}")
+    return problems
+
+
+def fixed_value_mismatches(converted: dict, variables: dict) -> list[str]:
+    """Fixed (non-Param) variables, e.g. bilinear upsampling, must equal the file's values."""
+    return [f"fixed in this model but different in the file: {k} (max |diff| "
+            f"{np.abs(value - np.asarray(variables[k][...])).max():.3g}); make it learnable"
+            for k, value in converted.items()
+            if not isinstance(variables[k], nnx.Param)
+            and not np.allclose(value, np.asarray(variables[k][...]), rtol=1e-5, atol=1e-6)]
+
+
+def raise_if(problems: list[str], source: str) -> None:
+    if problems:
+        raise WeightsError(f"{source} does not fit the model ({len(problems)} problems):\n  "
+                           + "\n  ".join(problems))
+
+
+def load_reference(model: nnx.Module, arrays: dict, *, convention: str = "auto",
+                   source: str = "the weights") -> dict:
+    """Load a state dict (either layout) into ``model`` in place; returns what was done.
+
+    A file without score layers is a VGG16: only the trunk is expected and the heads keep
+    their initialisation. Otherwise every model variable must be in the file.
+    """
+    arrays, layout = to_reference_names(arrays)
+    convention = check_convention(layout, convention, model)
+    variables = model_variables(model)
+    trunk_only = not any(k.startswith("score_") for k in arrays)
+    expected = {k: v for k, v in variables.items()
+                if not trunk_only or k.split(".")[0] in TRUNK_LAYERS}
+    raise_if(mismatches(arrays, expected), source)
+    converted = {k: to_model_layout(k, arrays[k], v.shape) for k, v in expected.items()}
+    raise_if(fixed_value_mismatches(converted, variables), source)
+    for key, value in converted.items():
+        variables[key][...] = value
+    return {"layout": layout, "convention": convention, "loaded": sorted(converted),
+            "discarded": sorted(k for k in arrays if k in DISCARDED),
+            "kept_init": sorted(variables.keys() - converted.keys())}
+
+
+def read_checkpoint_params(path: str) -> dict[str, np.ndarray]:
+    """{reference name: array} of the latest checkpoint's params in a workdir."""
+    path = path.rstrip("/")
+    workdir = os.path.dirname(path) if os.path.basename(path) == "checkpoints" else path
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        raise WeightsError(f"{path}: not a training workdir (no checkpoints/ directory)")
+    checkpointer = Checkpointer(workdir)
+    step = checkpointer.latest_step()
+    if step is None:
+        checkpointer.close()
+        raise WeightsError(f"no checkpoint in {checkpointer.directory}")
+    state = checkpointer.manager.restore(step)
+    checkpointer.close()
+    flat = nnx.traversals.flatten_mapping(state["params"])
+    return {reference_name(p[:-1] if p[-1] == "value" else p): np.asarray(v)
+            for p, v in flat.items()}
+
+
+def load_previous_stage(model: nnx.Module, arrays: dict, source: str) -> dict:
+    """Staged training (paper section 4.2): copy a coarser net's layers, same names and shapes.
+
+    Only the finer net's skip and upsampling layers may be absent (they keep their init:
+    zero scores, bilinear upsampling); only a coarser net's final upsampling may be left over.
+    """
+    variables = model_variables(model)
+    new = {k for k in variables.keys() - arrays.keys()
+           if k.split(".")[0] not in SKIP_LAYERS + UPSAMPLING_LAYERS}
+    problems = [f"missing: {k} {variables[k].shape}" for k in sorted(new)]
+    problems += [f"unexpected: {k} {arrays[k].shape}"
+                 for k in sorted(arrays.keys() - variables.keys())
+                 if k.split(".")[0] not in FINAL_UPSAMPLING_NAMES.values()]
+    problems += [f"wrong shape: {k} checkpoint {arrays[k].shape} vs model {variables[k].shape}"
+                 for k in sorted(arrays.keys() & variables.keys())
+                 if arrays[k].shape != variables[k].shape]
+    raise_if(problems, source)
+    for key in arrays.keys() & variables.keys():
+        variables[key][...] = arrays[key]
+    return {"layout": "checkpoint", "loaded": sorted(arrays.keys() & variables.keys()),
+            "discarded": sorted(arrays.keys() - variables.keys()),
+            "kept_init": sorted(variables.keys() - arrays.keys())}
+
+
+def initialise(model: nnx.Module, source: str, convention: str = "auto") -> dict:
+    """Load ``source`` into ``model``: a training workdir (or its checkpoints/ directory) of a
+    previous stage, or a weight file (``load_reference``)."""
+    if os.path.isdir(source):
+        return load_previous_stage(model, read_checkpoint_params(source), source)
+    if not os.path.exists(source):
+        raise WeightsError(f"model.init_from={source!r}: no such file or directory")
+    return load_reference(model, read_arrays(source), convention=convention, source=source)
