@@ -54,7 +54,7 @@ def pm(stat: dict, digits: int = 1) -> str:
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
     """A markdown table from a header and rows of cells."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -83,14 +83,14 @@ def flat_params(params: nnx.State) -> dict[str, np.ndarray]:
             for path, v in nnx.to_flat_state(params)}
 
 
-def trained_params(config: ml_collections.ConfigDict, workdir: str) -> dict[str, np.ndarray]:
-    """The parameters of the latest checkpoint in ``workdir`` (trained with ``config``)."""
+def restore(config: ml_collections.ConfigDict, workdir: str) -> tuple[train.Trainer, nnx.State]:
+    """A Trainer for ``config`` and the parameters of the latest checkpoint in ``workdir``."""
     trainer = train.Trainer(config, workdir)
     checkpointer = Checkpointer(workdir, config.train.max_checkpoints)
     try:
         if checkpointer.latest_step() is None:
             raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}")
-        return flat_params(checkpointer.restore(trainer.state)["params"])
+        return trainer, checkpointer.restore(trainer.state)["params"]
     finally:
         checkpointer.close()
 
@@ -135,4 +135,5 @@ def pretrained_trunk(root: str, quick: bool) -> dict[str, np.ndarray]:
     cfg = config("pretrain", quick)
     workdir = os.path.join(root, "pretrain")
     run(cfg, workdir)
-    return {k: v for k, v in trained_params(cfg, workdir).items() if k.startswith("trunk.")}
+    params = flat_params(restore(cfg, workdir)[1])
+    return {k: v for k, v in params.items() if k.startswith("trunk.")}

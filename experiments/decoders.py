@@ -72,13 +72,15 @@ def bar_figure(path: str, rows: list[dict]) -> None:
 
 def main(argv=None):
     p = common.parser(__doc__.splitlines()[0], "workdirs/experiments")
+    p.add_argument("--decoders", nargs="+", choices=DECODERS, default=list(DECODERS),
+                   help="the decoders to compare (default: all)")
     args = p.parse_args(argv)
     root = common.check_args(args)
     workdir = os.path.join(root, "decoders")
     os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
     trunk = common.pretrained_trunk(root, args.quick)
     rows = []
-    for decoder in DECODERS:
+    for decoder in args.decoders:
         runs = []
         for seed in range(args.seeds):
             cfg = common.config("finetune", args.quick, seed=seed, **{"model.decoder": decoder})
