@@ -9,6 +9,9 @@ import json
 import os
 
 import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: figures are written to files, never shown
+import matplotlib.pyplot  # noqa: E402
 import ml_collections
 import numpy as np
 from flax import nnx
@@ -17,8 +20,6 @@ from configs import experiments as experiment_configs
 from fcn_jax import train
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.workdir import ensure_writable, write_json
-
-matplotlib.use("Agg")
 
 
 def parser(description: str, default_workdir: str) -> argparse.ArgumentParser:
@@ -57,6 +58,13 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def save_figure(fig, path: str) -> None:
+    """Lay out, save (PNG) and close a matplotlib figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    matplotlib.pyplot.close(fig)
 
 
 def write_results(workdir: str, results: dict, markdown: str) -> None:

@@ -65,9 +65,7 @@ def bar_figure(path: str, rows: list[dict]) -> None:
     ax.set_xticks(x, [r["decoder"] for r in rows], rotation=20)
     ax.set_ylabel("%")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
 def main(argv=None):

@@ -137,9 +137,7 @@ def curves_figure(path: str, runs: dict) -> None:
     ax.set_xlabel("training time (s, compile and evaluation excluded)")
     ax.set_ylabel("validation mean IU (%)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
 def speed_figure(path: str, rows: list[dict]) -> None:
@@ -152,9 +150,7 @@ def speed_figure(path: str, rows: list[dict]) -> None:
     ax.set_ylabel("ms per image")
     ax.set_yscale("log")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
 def main(argv=None):
