@@ -6,7 +6,9 @@ CONFIG ?= configs/default.py
 # Prepared datasets live beside the runs, so a fresh clone never reuses stale files.
 export TFDS_DATA_DIR ?= $(CURDIR)/workdirs/tensorflow_datasets
 
-.PHONY: run test test-torch install install-test clean
+EXPERIMENTS ?= workdirs/experiments
+
+.PHONY: run test test-torch experiments experiments-quick install install-test clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +36,19 @@ test: install-test
 test-torch: install-test
 	$(PY) -m pip install --quiet -r requirements-torch.txt
 	$(PY) -m pytest -q -n 2 tests
+
+## make experiments: install, then the full experiment set (pretraining, sliding window,
+## decoders, skip ablation) into $(EXPERIMENTS); about an hour on a 2-core CPU.
+experiments: install
+	$(PY) -m experiments.sliding_window --workdir $(EXPERIMENTS)/sliding_window
+	$(PY) -m experiments.decoders --workdir $(EXPERIMENTS)
+	$(PY) -m experiments.skips --workdir $(EXPERIMENTS)
+
+## make experiments-quick: the same scripts in their seconds-long --quick mode.
+experiments-quick: install
+	$(PY) -m experiments.sliding_window --quick --workdir $(EXPERIMENTS)-quick/sliding_window
+	$(PY) -m experiments.decoders --quick --workdir $(EXPERIMENTS)-quick
+	$(PY) -m experiments.skips --quick --workdir $(EXPERIMENTS)-quick
 
 clean:
 	rm -rf $(VENV) workdirs

@@ -81,7 +81,8 @@ def build(optim: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTra
     def bias_schedule(step):
         return optim.bias_lr_mult * schedule(step)
 
-    return optax.multi_transform(
-        {"weight": base_optimizer(optim, schedule, optim.weight_decay),
-         "bias": base_optimizer(optim, bias_schedule, 0.0), "frozen": optax.set_to_zero()},
-        labeller(tuple(optim.train_only)))
+    transforms = {"weight": base_optimizer(optim, schedule, optim.weight_decay),
+                  "bias": base_optimizer(optim, bias_schedule, 0.0)}
+    if optim.train_only:  # only then: checkpoints of ordinary runs keep their state layout
+        transforms["frozen"] = optax.set_to_zero()
+    return optax.multi_transform(transforms, labeller(tuple(optim.train_only)))

@@ -71,10 +71,11 @@ def predict(params, images: jax.Array, *, graphdef, constants,
     return jnp.argmax(predict_logits(model, images, options), axis=-1)
 
 
-def eval_step(params, batch: dict, confusion: jax.Array, *, graphdef, constants,
-              num_classes: int, options: InferenceOptions, axis_name: str | None):
-    """Add one batch's confusion matrix (ignore pixels excluded) to the running one."""
+def eval_step(params, batch: dict, totals: dict, *, graphdef, constants, num_classes: int,
+              options: InferenceOptions, axis_name: str | None) -> dict:
+    """Add one batch's confusion matrix and boundary counts (ignore pixels excluded)."""
     pred = predict(params, batch["image"], graphdef=graphdef, constants=constants,
                    options=options)
-    batch_confusion = metrics.confusion_matrix(batch["label"], pred, num_classes)
-    return confusion + all_sum(batch_confusion, axis_name)
+    batch_totals = {"confusion": metrics.confusion_matrix(batch["label"], pred, num_classes),
+                    "boundary": metrics.boundary_counts(batch["label"], pred, num_classes)}
+    return jax.tree.map(jnp.add, totals, all_sum(batch_totals, axis_name))

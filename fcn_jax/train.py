@@ -72,20 +72,23 @@ class Trainer:
                                                  constants=self.constants, options=options))
 
     def evaluate(self, params, split: str) -> dict:
-        """The paper's metrics over a whole split (params on devices, replicated).
+        """The paper's metrics and the boundary F-score over a whole split (params replicated).
 
         Images are padded to a multiple of the trunk's stride, except in the Caffe layout,
         which takes any size: there each batch is padded only to its largest image (with
         eval.batch_size 1, every image is scored at its own size, as the reference's).
         """
-        confusion = self.parallel.put_replicated(
-            np.zeros((self.num_classes, self.num_classes), np.int32))
+        totals = self.parallel.put_replicated(
+            {"confusion": np.zeros((self.num_classes, self.num_classes), np.int32),
+             "boundary": np.zeros(4, np.int32)})
         stride = 1 if self.config.model.caffe else TRUNK_STRIDE
         for batch in pipeline.eval_batches(self.dataset.split(split),
                                            local_batch=self.eval_local_batch, stride=stride):
-            confusion = self.eval_step(params, self.parallel.put_batch(batch), confusion)
-        hist = np.asarray(self.parallel.get_replicated(confusion), np.int64)
+            totals = self.eval_step(params, self.parallel.put_batch(batch), totals)
+        totals = self.parallel.get_replicated(totals)
+        hist = np.asarray(totals["confusion"], np.int64)
         result = metrics.segmentation_metrics(hist)
+        result.update(metrics.boundary_f_score(totals["boundary"]))
         result["confusion"] = hist.tolist()
         return result
 
@@ -203,7 +206,8 @@ def train_scalars(logged: list[dict], elapsed: float, learning_rate: float) -> d
 def finish(config: ml_collections.ConfigDict, workdir: str, result: dict, is_chief: bool) -> dict:
     """Write ``results.json`` with the final metrics beside the majority-class baseline."""
     payload = {"split": config.data.eval_split, "step": config.train.num_steps,
-               "metrics": summary(result), "per_class_iu": result["per_class_iu"],
+               "metrics": summary(result), "boundary_f": round(100 * result["boundary_f"], 2),
+               "per_class_iu": result["per_class_iu"],
                "majority_baseline": summary(majority_baseline(np.asarray(result["confusion"]))),
                "confusion": result["confusion"]}
     if is_chief:
@@ -230,8 +234,9 @@ def evaluate_weights(config: ml_collections.ConfigDict, path: str) -> dict:
 
 
 def score(trainer: Trainer, host_params, step: int | None) -> dict:
-    """The four paper metrics and the majority baseline of ``host_params`` on the eval split."""
+    """The four paper metrics, boundary F and the majority baseline of ``host_params``."""
     split = trainer.config.data.eval_split
     result = trainer.evaluate(trainer.parallel.put_replicated(host_params), split)
     return {"split": split, "step": step, "metrics": summary(result),
+            "boundary_f": round(100 * result["boundary_f"], 2),
             "majority_baseline": summary(majority_baseline(np.asarray(result["confusion"])))}

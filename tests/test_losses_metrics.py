@@ -104,3 +104,61 @@ def test_absent_class_is_skipped_by_the_means():
     np.testing.assert_allclose(got["mean_iu"], (1 / 2 + 2 / 3) / 2)
     np.testing.assert_allclose(got["mean_iu"], want["mean_iu"])
     np.testing.assert_allclose(got["fw_iu"], want["fw_iu"])
+
+
+def numpy_boundary_counts(labels, pred, num_classes, tolerance):
+    """Boundary pixels and matches by loops over pixels and their neighbourhoods."""
+    n, h, w = labels.shape
+    valid = (labels >= 0) & (labels < num_classes)
+
+    def edges(m):
+        out = np.zeros(m.shape, bool)
+        for b, i, j in np.ndindex(n, h, w):
+            for di, dj in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+                r, c = i + di, j + dj
+                if (0 <= r < h and 0 <= c < w and valid[b, i, j] and valid[b, r, c]
+                        and m[b, i, j] != m[b, r, c]):
+                    out[b, i, j] = True
+        return out
+
+    def matched(a, b):
+        count = 0
+        for k, i, j in zip(*np.nonzero(a)):
+            window = b[k, max(i - tolerance, 0):i + tolerance + 1,
+                       max(j - tolerance, 0):j + tolerance + 1]
+            count += bool(window.any())
+        return count
+
+    true_edges, pred_edges = edges(labels), edges(pred)
+    return [matched(pred_edges, true_edges), pred_edges.sum(),
+            matched(true_edges, pred_edges), true_edges.sum()]
+
+
+def test_boundary_counts_match_loops():
+    rng = np.random.default_rng(7)
+    labels = np.zeros((2, 24, 20), np.int64)
+    labels[:, 5:15, 4:12] = 1
+    labels[1, 10:20, 8:18] = 2
+    labels[0, :3] = 255
+    pred = labels.copy()
+    pred[pred == 255] = 0
+    pred[:, 6:16, 5:13] = np.where(rng.random((2, 10, 8)) < 0.8, 1, 3)
+    for tolerance in (0, 1, 2):
+        got = metrics.boundary_counts(jnp.asarray(labels), jnp.asarray(pred), 4, tolerance)
+        want = numpy_boundary_counts(labels, pred, 4, tolerance)
+        np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_boundary_f_score_of_a_perfect_a_shifted_and_an_empty_prediction():
+    labels = np.zeros((1, 16, 16), np.int64)
+    labels[:, 4:12, 4:12] = 1
+    perfect = metrics.boundary_f_score(
+        metrics.boundary_counts(jnp.asarray(labels), jnp.asarray(labels), 2))
+    assert perfect["boundary_f"] == 1.0
+    shifted = np.roll(labels, 3, axis=2)  # 3 px off: beyond the 2 px tolerance on one side
+    score = metrics.boundary_f_score(
+        metrics.boundary_counts(jnp.asarray(labels), jnp.asarray(shifted), 2))
+    assert 0.0 < score["boundary_f"] < 1.0
+    blank = metrics.boundary_f_score(
+        metrics.boundary_counts(jnp.asarray(labels), jnp.zeros_like(jnp.asarray(labels)), 2))
+    assert blank["boundary_f"] == 0.0 and blank["boundary_recall"] == 0.0

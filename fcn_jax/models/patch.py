@@ -75,12 +75,24 @@ def window_grid(height: int, width: int, patch_size: int, stride: int) -> tuple[
 
 def naive_sliding_window(model: PatchClassifier, images: jax.Array,
                          batch_size: int = 256) -> jax.Array:
-    """Cut out every window at the model's stride and classify them as separate crops."""
+    """Cut out every window at the model's stride and classify them as separate crops,
+    ``batch_size`` crops at a time (the last batch padded with repeats)."""
     p, s = model.patch_size, model.stride
-    rows, cols = window_grid(images.shape[1], images.shape[2], p, s)
-    crops = jnp.stack([images[:, i * s:i * s + p, j * s:j * s + p]
-                       for i in range(rows) for j in range(cols)], axis=1)
-    crops = crops.reshape(-1, p, p, images.shape[-1])
-    scores = jnp.concatenate([model(crops[k:k + batch_size])
-                              for k in range(0, crops.shape[0], batch_size)])
-    return scores.reshape(images.shape[0], rows, cols, -1)
+    n, height, width, channels = images.shape
+    rows, cols = window_grid(height, width, p, s)
+    origins = s * jnp.stack(jnp.meshgrid(jnp.arange(rows), jnp.arange(cols), indexing="ij"),
+                            -1).reshape(-1, 2)
+    index = jnp.stack(jnp.meshgrid(jnp.arange(n), jnp.arange(rows * cols), indexing="ij"),
+                      -1).reshape(-1, 2)
+    total = index.shape[0]
+    index = jnp.concatenate([index, jnp.repeat(index[-1:], -total % batch_size, axis=0)])
+
+    def crop(i):
+        top, left = origins[i[1]]
+        return jax.lax.dynamic_slice(images[i[0]], (top, left, 0), (p, p, channels))
+
+    def classify(batch_index):
+        return model(jax.vmap(crop)(batch_index))
+
+    scores = jax.lax.map(classify, index.reshape(-1, batch_size, 2))
+    return scores.reshape(-1, scores.shape[-1])[:total].reshape(n, rows, cols, -1)

@@ -1,0 +1,115 @@
+"""Upsampling by unpooling vs learned transposed convolution (FCN paper, section 3.3).
+
+    python -m experiments.decoders --workdir workdirs/experiments
+
+FCN-32s, where the decoder does all of the upsampling, fine-tuned from the shared pretrained
+trunk with each decoder of ``model.decoder`` (fixed bilinear, learned bilinear, learned random,
+nearest, bed of nails, max-unpooling with switches), same data, steps and seeds. One table:
+mean IU and boundary F-score (mean ± std over seeds), the decoder's parameters, and train and
+inference speed. Writes ``decoders/results.{json,md}`` and ``decoders/figures/``.
+"""
+
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+from flax import nnx
+
+from experiments import common
+from fcn_jax import models, steps
+from fcn_jax.models.decoders import DECODERS
+from fcn_jax.models.fcn import FINAL_UPSAMPLING_NAMES
+from fcn_jax.writer import read_metrics
+
+NUM_CLASSES = 7  # the embedded dataset
+
+
+def decoder_params(config) -> int:
+    """Learned parameters of the decoder's upsampling layers."""
+    model = models.build(config, NUM_CLASSES, 0)
+    names = {"upscore2", "upscore_pool4", *FINAL_UPSAMPLING_NAMES.values()}
+    return sum(int(np.prod(v[...].shape))
+               for path, v in nnx.to_flat_state(nnx.state(model, nnx.Param)) if path[0] in names)
+
+
+def inference_images_per_second(config, size: tuple[int, int], batch: int = 16) -> float:
+    """Whole-image prediction throughput of a fresh model (best of 5 timed calls)."""
+    graphdef, params, rest = nnx.split(models.build(config, NUM_CLASSES, 0), nnx.Param, ...)
+    predict = jax.jit(lambda p, x: steps.predict(p, x, graphdef=graphdef, constants=rest))
+    images = jnp.zeros((batch, *size, 3), jnp.uint8)
+    jax.block_until_ready(predict(params, images))
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        jax.block_until_ready(predict(params, images))
+        best = min(best, time.perf_counter() - start)
+    return batch / best
+
+
+def train_images_per_second(workdir: str, batch: int) -> float:
+    """Median logged training speed of a run, the first (compiling) interval excluded."""
+    speeds = [r["steps_per_sec"] for r in read_metrics(workdir) if r.get("split") == "train"]
+    return float(np.median(speeds[1:] or speeds)) * batch
+
+
+def bar_figure(path: str, rows: list[dict]) -> None:
+    """Mean IU and boundary F of each decoder with their seed spread."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(len(rows))
+    for offset, key, label in ((-0.2, "mean_iu", "mean IU"), (0.2, "boundary_f", "boundary F")):
+        ax.bar(x + offset, [r[key]["mean"] for r in rows], 0.4,
+               yerr=[r[key]["std"] for r in rows], label=label, capsize=3)
+    ax.set_xticks(x, [r["decoder"] for r in rows], rotation=20)
+    ax.set_ylabel("%")
+    ax.legend()
+    common.save_figure(fig, path)
+
+
+def main(argv=None):
+    p = common.parser(__doc__.splitlines()[0], "workdirs/experiments")
+    p.add_argument("--decoders", nargs="+", choices=DECODERS, default=list(DECODERS),
+                   help="the decoders to compare (default: all)")
+    args = p.parse_args(argv)
+    root = common.check_args(args)
+    workdir = os.path.join(root, "decoders")
+    os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
+    trunk = common.pretrained_trunk(root, args.quick)
+    rows = []
+    for decoder in args.decoders:
+        runs = []
+        for seed in range(args.seeds):
+            cfg = common.config("finetune", args.quick, seed=seed, **{"model.decoder": decoder})
+            run_dir = os.path.join(workdir, decoder, f"seed_{seed}")
+            runs.append((common.run(cfg, run_dir, trunk), run_dir))
+        image_size = (56, 72) if args.quick else (112, 112)
+        rows.append({
+            "decoder": decoder,
+            "mean_iu": common.mean_std([r["metrics"]["mean_iu"] for r, _ in runs]),
+            "boundary_f": common.mean_std([r["boundary_f"] for r, _ in runs]),
+            "pixel_acc": common.mean_std([r["metrics"]["pixel_acc"] for r, _ in runs]),
+            "params": decoder_params(cfg),
+            "train_img_s": np.mean([train_images_per_second(d, cfg.train.batch_size)
+                                    for _, d in runs]),
+            "infer_img_s": inference_images_per_second(cfg, image_size)})
+    table = common.markdown_table(
+        ["decoder", "mean IU (%)", "boundary F (%)", "pixel acc (%)", "decoder params",
+         "train img/s", "inference img/s"],
+        [[r["decoder"], common.pm(r["mean_iu"]), common.pm(r["boundary_f"]),
+          common.pm(r["pixel_acc"]), f"{r['params']:,}", f"{r['train_img_s']:.0f}",
+          f"{r['infer_img_s']:.0f}"] for r in rows])
+    cfg = common.config("finetune", args.quick)
+    markdown = (f"FCN-32s, {cfg.train.num_steps} fine-tuning steps from the shared pretrained "
+                f"trunk, mean ± std over {args.seeds} seeds; boundary F: class boundaries within "
+                f"2 px.\n\n{table}\n\n![decoders](figures/decoders.png)\n")
+    bar_figure(os.path.join(workdir, "figures", "decoders.png"), rows)
+    common.write_results(workdir, {"seeds": args.seeds, "steps": cfg.train.num_steps,
+                                   "rows": rows, "device": jax.devices()[0].device_kind},
+                         markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
