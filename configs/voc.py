@@ -83,6 +83,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.log_every = 20
     c.train.eval_every = 4000
     c.train.checkpoint_every = 4000
-    c.eval.batch_size = 1
-    c.parallel.num_devices = 1 if heavy else 0
+    c.eval.batch_size = 1                 # each image at its own size, as the reference scores
+    c.parallel.num_devices = 1            # N devices: also eval.batch_size=N (pads to the largest)
     return c

@@ -86,14 +86,13 @@ def read_arrays(path: str) -> dict[str, np.ndarray]:
 
 def to_reference_names(arrays: dict) -> tuple[dict, str]:
     """Rename a torchvision VGG16 state dict to reference names; returns (arrays, layout)."""
-    prefix = lambda key: key.rsplit(".", 1)[0]  # noqa: E731
-    if not any(prefix(k) in TORCHVISION_VGG16 for k in arrays):
+    if not {key.rpartition(".")[0] for key in arrays} & TORCHVISION_VGG16.keys():
         return dict(arrays), "reference"
     renamed = {}
     for key, value in arrays.items():
         layer, _, param = key.rpartition(".")
-        renamed[f"{TORCHVISION_VGG16[layer]}.{param}" if layer in TORCHVISION_VGG16
-                else key] = value
+        name = TORCHVISION_VGG16.get(layer)
+        renamed[f"{name}.{param}" if name else key] = value
     return renamed, "torchvision"
 
 

@@ -11,6 +11,7 @@ import pytest
 from flax import nnx
 
 from fcn_jax import weights
+from fcn_jax.models import caffe
 from fcn_jax.models.caffe import CaffeFCN
 from tests import numpy_reference_fcn as ref
 
@@ -54,14 +55,22 @@ def test_caffe_fcn_equals_numpy_reference(net):
     assert_close(np.asarray(model(jnp.asarray(rgb))), want)
 
 
-def test_crop_offsets_and_skip_scales_matter():
-    """The check above fails for other offsets or scales: the reference moves with them."""
+def test_the_comparison_detects_other_offsets_and_scales(monkeypatch):
+    """The equality above is no accident: moving any crop or dropping a scale breaks it."""
     sd = ref.random_state_dict("fcn8s", 1, CHANNELS, FC, CLASSES)
-    data = caffe_data(images(2))
-    want = ref.forward(sd, data, "fcn8s")
-    assert not np.allclose(ref.forward(sd, data, "fcn8s", (0.01, 1e-4)), want, rtol=1e-2)
-    assert not np.allclose(ref.crop(np.pad(want, ((0, 0), (0, 1), (0, 1), (0, 0))), 1, 21, 35),
-                           want, rtol=1e-2)
+    model = caffe_fcn("fcn8s")
+    weights.load_reference(model, sd)
+    rgb = images(2)
+    want = ref.forward(sd, caffe_data(rgb), "fcn8s")
+    assert_close(np.asarray(model(jnp.asarray(rgb))), want)
+    for offsets, key, offset in ((caffe.OUTPUT_CROP_OFFSETS, "fcn8s", 30),
+                                 (caffe.SKIP_CROP_OFFSETS, "score_pool4", 4),
+                                 (caffe.SKIP_CROP_OFFSETS, "score_pool3", 10)):
+        with monkeypatch.context() as patch:
+            patch.setitem(offsets, key, offset)
+            assert not np.allclose(np.asarray(model(jnp.asarray(rgb))), want, rtol=1e-2), key
+    assert not np.allclose(ref.forward(sd, caffe_data(rgb), "fcn8s", (0.01, 1e-4)), want,
+                           rtol=1e-2)
 
 
 def test_released_fixed_bilinear_upsampling_loads_and_equals_reference():

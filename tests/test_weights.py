@@ -4,6 +4,10 @@ Fixture files are written from known weights (numpy arrays, or torch modules whe
 installed) at a small width; imported models are compared with independent references.
 """
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +20,7 @@ from fcn_jax.models.fcn import FCN
 from fcn_jax.ops.upsample import bilinear_kernel
 from tests import numpy_reference_fcn as ref
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WIDTH, CHANNELS, FC, CLASSES = 0.0625, (4, 8, 16, 32, 32), 16, 3
 IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
@@ -199,3 +204,24 @@ def test_released_fcn_pth_equals_torch_reference(tmp_path, variant):
     want = want.transpose(0, 2, 3, 1)
     np.testing.assert_allclose(np.asarray(model(jnp.asarray(rgb))), want, rtol=1e-4,
                                atol=1e-4 * np.abs(want).max())
+
+
+def test_import_weights_command_reports_and_resaves(tmp_path):
+    sd = ref.random_state_dict("fcn16s", 0, CHANNELS, FC, 21, bilinear=True)
+    path = write(tmp_path / "fcn16s.safetensors", sd)
+    command = [sys.executable, "-m", "fcn_jax.import_weights",
+               "--config", "configs/voc.py:fcn16s,heavy", f"--config.model.width={WIDTH}",
+               f"--config.model.fc_channels={FC}", "--weights", path,
+               "--npz", str(tmp_path / "out.npz")]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "layout: reference\nconvention: caffe\n" in proc.stdout
+    assert "kept_init: -" in proc.stdout
+    with np.load(tmp_path / "out.npz") as saved:
+        assert saved.keys() == sd.keys()
+        for key in sd:
+            np.testing.assert_array_equal(saved[key], sd[key])
+    del sd["score_pool4.bias"]
+    proc = subprocess.run(command[:-2] + ["--weights", write(tmp_path / "bad.npz", sd)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "missing: score_pool4.bias" in proc.stderr
