@@ -40,13 +40,13 @@ test-torch: install-test
 ## make experiments: install, then the full experiment set (pretraining, sliding window,
 ## decoders, skip ablation) into $(EXPERIMENTS); about an hour on a 2-core CPU.
 experiments: install
-	$(PY) -m experiments.sliding_window --workdir $(EXPERIMENTS)/sliding_window
+	$(PY) -m experiments.sliding_window --workdir $(EXPERIMENTS)
 	$(PY) -m experiments.decoders --workdir $(EXPERIMENTS)
 	$(PY) -m experiments.skips --workdir $(EXPERIMENTS)
 
 ## make experiments-quick: the same scripts in their seconds-long --quick mode.
 experiments-quick: install
-	$(PY) -m experiments.sliding_window --quick --workdir $(EXPERIMENTS)-quick/sliding_window
+	$(PY) -m experiments.sliding_window --quick --workdir $(EXPERIMENTS)-quick
 	$(PY) -m experiments.decoders --quick --workdir $(EXPERIMENTS)-quick
 	$(PY) -m experiments.skips --quick --workdir $(EXPERIMENTS)-quick
 

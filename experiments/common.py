@@ -103,18 +103,27 @@ def restore(config: ml_collections.ConfigDict, workdir: str) -> tuple[train.Trai
         checkpointer.close()
 
 
+def load_params(params, arrays: dict[str, np.ndarray]) -> None:
+    """Set the parameters (of a model or an nnx.State) named in ``arrays`` to those arrays;
+    the others keep their initialisation."""
+    state = params if isinstance(params, nnx.State) else nnx.state(params, nnx.Param)
+    for path, variable in nnx.to_flat_state(state):
+        key = ".".join(str(k) for k in path)
+        if key in arrays:
+            if arrays[key].shape != variable[...].shape:
+                raise ValueError(f"{key} has shape {variable[...].shape}, the source "
+                                 f"{arrays[key].shape}")
+            variable[...] = arrays[key]
+    if not isinstance(params, nnx.State):
+        nnx.update(params, state)
+
+
 def start_from(config: ml_collections.ConfigDict, workdir: str,
                arrays: dict[str, np.ndarray]) -> None:
     """Save a step-0 checkpoint in ``workdir`` whose parameters named in ``arrays`` are those
     arrays (the others keep their initialisation), so training starts from them."""
     trainer = train.Trainer(config, workdir)
-    for path, variable in nnx.to_flat_state(trainer.state["params"]):
-        key = ".".join(str(k) for k in path)
-        if key in arrays:
-            if arrays[key].shape != variable[...].shape:
-                raise ValueError(f"{workdir}: {key} has shape {variable[...].shape}, the "
-                                 f"source {arrays[key].shape}")
-            variable[...] = arrays[key]
+    load_params(trainer.state["params"], arrays)
     checkpointer = Checkpointer(workdir, config.train.max_checkpoints)
     checkpointer.save(0, trainer.state)
     checkpointer.close()

@@ -1,14 +1,15 @@
 """Sliding-window patch classification vs the same net run fully convolutionally (paper, 3.1, 4.4).
 
-    python -m experiments.sliding_window --workdir workdirs/experiments/sliding_window
+    python -m experiments.sliding_window --workdir workdirs/experiments
 
-1. Inference: wall time and XLA FLOPs of classifying every window as a separate crop vs running
-   the convolutionalized classifier once over the image, for growing image sizes.
-2. Training at an equal time budget: the same patch classifier trained on randomly sampled
-   windows (one label per window: "patchwise training is loss sampling") vs on whole images
-   (the dense net's loss over every window position at once). Both are scored the same way:
-   the dense net's prediction at every window centre of the validation images, mean IU.
-Writes results.json, results.md and figures/ (accuracy vs training time, time vs image size).
+1. Inference: wall time and XLA FLOPs of a patch classifier labelling every window as a
+   separate crop vs running it, convolutionalized, once over the image, for growing sizes.
+2. Training at an equal time budget ("patchwise training is loss sampling", section 4.4):
+   FCN-32s from the shared pretrained trunk (experiments/common.py), trained either on
+   randomly sampled patches, each labelled at its centre pixel only, or on whole 96x96 crops
+   with the loss at every pixel. Both get the same wall-clock training time and are scored the
+   same way, on whole validation images.
+Writes ``sliding_window/results.{json,md}`` and ``sliding_window/figures/``.
 """
 
 import functools
@@ -18,111 +19,104 @@ import time
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
-import ml_collections
 import numpy as np
 import optax
 from flax import nnx
 
 from benchmarks.sliding_window import speed_rows, speed_table
-from configs import default
 from experiments import common
-from fcn_jax import data, losses, metrics
+from fcn_jax import data, losses, metrics, models, steps
 from fcn_jax.data import pipeline
-from fcn_jax.models.patch import PatchClassifier, window_grid
+from fcn_jax.models.vgg import TRUNK_STRIDE
 
-PATCH = 32
 METHODS = ("patch-sampled", "whole-image")
+INFERENCE_PATCH = 32  # the patch classifier's window for the inference comparison
 
 
-def load_split(config: ml_collections.ConfigDict, split: str) -> tuple[np.ndarray, np.ndarray]:
+def load_split(dataset: data.Dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Every example of a split as stacked uint8 arrays (the embedded images share one size)."""
-    source = data.build(config).split(split)
+    source = dataset.split(split)
     examples = [pipeline.decode(source[i]) for i in range(len(source))]
     return np.stack([e[0] for e in examples]), np.stack([e[1] for e in examples])
 
 
-def centre_labels(labels: np.ndarray, rows: int, cols: int, stride: int) -> np.ndarray:
-    """The label at the centre pixel of every window of the dense output grid."""
-    c = PATCH // 2
-    return labels[:, c:c + stride * rows:stride, c:c + stride * cols:stride]
-
-
-def make_steps(model: PatchClassifier, learning_rate: float):
-    """Jitted (state, batch) -> state steps for both methods, sharing model and optimiser."""
-    graphdef, params = nnx.split(model)
+def make_steps(model: nnx.Module, learning_rate: float):
+    """A jitted (state, images, labels) -> state step and a jitted predictor (no dropout)."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     tx = optax.adam(learning_rate)
 
-    def update(state, loss_fn):
-        grads = jax.grad(loss_fn)(state["params"])
-        updates, opt_state = tx.update(grads, state["opt"], state["params"])
+    @jax.jit
+    def step(state, images, labels):
+        def loss(p):
+            logits = nnx.merge(graphdef, p, rest)(images)
+            return losses.pixel_cross_entropy(logits, labels)
+
+        updates, opt_state = tx.update(jax.grad(loss)(state["params"]), state["opt"],
+                                       state["params"])
         return {"params": optax.apply_updates(state["params"], updates), "opt": opt_state}
 
-    @jax.jit
-    def patch_step(state, patches, labels):
-        return update(state, lambda p: losses.pixel_cross_entropy(
-            nnx.merge(graphdef, p)(patches), labels))
-
-    @jax.jit
-    def whole_step(state, images, labels):
-        return update(state, lambda p: losses.pixel_cross_entropy(
-            nnx.merge(graphdef, p).dense(images), labels))
-
-    @jax.jit
-    def dense_predict(params, images):
-        return jnp.argmax(nnx.merge(graphdef, params).dense(images), -1)
-
-    return {"params": params, "opt": tx.init(params)}, patch_step, whole_step, dense_predict
+    predict = jax.jit(functools.partial(steps.predict, graphdef=graphdef, constants=rest))
+    return {"params": params, "opt": tx.init(params)}, step, predict
 
 
-def evaluate(dense_predict, params, images, labels, num_classes: int, stride: int) -> float:
-    """Mean IU of the dense prediction at every window centre of the validation images."""
+def evaluate(predict, params, val: tuple[np.ndarray, np.ndarray], num_classes: int) -> float:
+    """Mean IU of whole-image predictions on the validation images."""
     hist = np.zeros((num_classes, num_classes), np.int64)
-    for k in range(0, len(images), 50):
-        pred = np.asarray(dense_predict(params, images[k:k + 50]))
-        truth = centre_labels(labels[k:k + 50], pred.shape[1], pred.shape[2], stride)
-        hist += np.asarray(metrics.confusion_matrix(truth, pred, num_classes))
+    for k in range(0, len(val[0]), 50):
+        examples = list(zip(val[0][k:k + 50], val[1][k:k + 50]))
+        batch = pipeline.pad_batch(examples, TRUNK_STRIDE, len(examples))
+        pred = predict(params, batch["image"])
+        hist += np.asarray(metrics.confusion_matrix(batch["label"], pred, num_classes))
     return metrics.segmentation_metrics(hist)["mean_iu"]
 
 
-def train_for(method: str, seed: int, budget: float, evals: int, train, val, num_classes: int,
-              settings: dict) -> list[dict]:
-    """Train one method for ``budget`` seconds of training; the eval curve (eval not timed)."""
-    model = PatchClassifier(num_classes, patch_size=PATCH, rngs=nnx.Rngs(seed))
-    stride = model.stride
-    state, patch_step, whole_step, dense_predict = make_steps(model, settings["lr"])
+def samplers(train: tuple[np.ndarray, np.ndarray], settings: dict, rng: np.random.Generator):
+    """Batch makers: random patches labelled at their centre only (every other pixel set to
+    ignore), and random whole crops labelled everywhere."""
     images, labels = train
-    rows, cols = window_grid(images.shape[1], images.shape[2], PATCH, stride)
-    rng = np.random.default_rng(seed)
 
-    def patch_batch():
-        n = settings["patches"]
-        index = rng.integers(0, len(images), n)
-        top = rng.integers(0, images.shape[1] - PATCH + 1, n)
-        left = rng.integers(0, images.shape[2] - PATCH + 1, n)
-        window = np.arange(PATCH)
-        crops = images[index[:, None, None], top[:, None, None] + window[None, :, None],
-                       left[:, None, None] + window[None, None, :]]
-        return crops, labels[index, top + PATCH // 2, left + PATCH // 2]
+    def crops(count: int, size: int):
+        index = rng.integers(0, len(images), count)
+        top = rng.integers(0, images.shape[1] - size + 1, count)
+        left = rng.integers(0, images.shape[2] - size + 1, count)
+        window = np.arange(size)
+        rows = top[:, None, None] + window[None, :, None]
+        cols = left[:, None, None] + window[None, None, :]
+        return images[index[:, None, None], rows, cols], labels[index[:, None, None], rows, cols]
 
-    def whole_batch():
-        index = rng.integers(0, len(images), settings["images"])
-        return images[index], centre_labels(labels[index], rows, cols, stride)
+    def patches():
+        size = settings["patch"]
+        x, y = crops(settings["patches"], size)
+        centre_only = np.full_like(y, losses.IGNORE_LABEL)
+        centre_only[:, size // 2, size // 2] = y[:, size // 2, size // 2]
+        return x, centre_only
 
-    step, batch = ((patch_step, patch_batch) if method == "patch-sampled"
-                   else (whole_step, whole_batch))
+    def whole():
+        return crops(settings["images"], settings["crop"])
+
+    return {"patch-sampled": patches, "whole-image": whole}
+
+
+def train_for(method: str, seed: int, *, budget: float, trunk: dict, train, val,
+              num_classes: int, settings: dict, quick: bool) -> list[dict]:
+    """Train one method for ``budget`` seconds of training; the eval curve (eval not timed)."""
+    config = common.config("finetune", quick, seed=seed)
+    model = models.build(config, num_classes, seed)
+    common.load_params(model, trunk)
+    state, step, predict = make_steps(model, settings["lr"])
+    batch = samplers(train, settings, np.random.default_rng(seed))[method]
     jax.block_until_ready(step(state, *batch()))  # compile outside the clock
-    curve, elapsed, steps, windows = [], 0.0, 0, 0
-    for k in range(1, evals + 1):
-        while elapsed < budget * k / evals:
+    curve, elapsed, count, labelled = [], 0.0, 0, 0
+    for k in range(1, settings["evals"] + 1):
+        while elapsed < budget * k / settings["evals"]:
             start = time.perf_counter()
-            inputs, targets = batch()
-            state = jax.block_until_ready(step(state, inputs, targets))
+            images, labels = batch()
+            state = jax.block_until_ready(step(state, images, labels))
             elapsed += time.perf_counter() - start
-            steps += 1
-            windows += int(np.sum(np.asarray(targets) != losses.IGNORE_LABEL))
-        curve.append({"seconds": elapsed, "steps": steps, "labelled_windows": windows,
-                      "mean_iu": evaluate(dense_predict, state["params"], *val, num_classes,
-                                          stride)})
+            count += 1
+            labelled += int(np.sum(labels != losses.IGNORE_LABEL))
+        curve.append({"seconds": elapsed, "steps": count, "labelled_pixels": labelled,
+                      "mean_iu": evaluate(predict, state["params"], val, num_classes)})
     return curve
 
 
@@ -154,39 +148,43 @@ def speed_figure(path: str, rows: list[dict]) -> None:
 
 
 def main(argv=None):
-    p = common.parser(__doc__.splitlines()[0], "workdirs/experiments/sliding_window")
+    p = common.parser(__doc__.splitlines()[0], "workdirs/experiments")
     p.add_argument("--budget", type=float, default=60.0, help="training seconds per run")
     args = p.parse_args(argv)
-    workdir = common.check_args(args)
-    config = default.get_config()
-    settings = {"lr": 1e-3, "patches": 256, "images": 8, "evals": 6,
+    root = common.check_args(args)
+    workdir = os.path.join(root, "sliding_window")
+    os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
+    settings = {"lr": 1e-3, "patch": 32, "patches": 144, "images": 16, "crop": 96, "evals": 6,
                 "sizes": [64, 128, 256, 384]}
     if args.quick:
-        config.data.builder_config = "tiny"
-        settings.update(evals=2, sizes=[48, 64, 80])
+        settings.update(patches=16, images=2, crop=32, evals=2, sizes=[48, 64, 80])
         args.budget = min(args.budget, 2.0)
-    train = load_split(config, config.data.train_split)
-    val = load_split(config, config.data.eval_split)
-    num_classes = data.build(config).num_classes
-    speed = speed_rows(settings["sizes"], PATCH, num_classes)
-    run = functools.partial(train_for, budget=args.budget, evals=settings["evals"], train=train,
-                            val=val, num_classes=num_classes, settings=settings)
+    trunk = common.pretrained_trunk(root, args.quick)
+    dataset = data.build(common.config("finetune", args.quick))
+    train = load_split(dataset, "train")
+    val = load_split(dataset, "validation")
+    speed = speed_rows(settings["sizes"], INFERENCE_PATCH, dataset.num_classes)
+    run = functools.partial(train_for, budget=args.budget, trunk=trunk, train=train, val=val,
+                            num_classes=dataset.num_classes, settings=settings, quick=args.quick)
     runs = {m: [run(m, seed) for seed in range(args.seeds)] for m in METHODS}
     final = {m: common.mean_std([100 * c[-1]["mean_iu"] for c in curves])
              for m, curves in runs.items()}
-    rate = {m: common.mean_std([c[-1]["labelled_windows"] / c[-1]["seconds"] for c in curves])
+    rate = {m: common.mean_std([c[-1]["labelled_pixels"] / c[-1]["seconds"] for c in curves])
             for m, curves in runs.items()}
-    results = {"patch_size": PATCH, "budget_seconds": args.budget, "seeds": args.seeds,
-               "settings": settings, "inference": speed, "training_curves": runs,
-               "final_mean_iu": final, "labelled_windows_per_second": rate,
-               "device": jax.devices()[0].device_kind}
+    results = {"budget_seconds": args.budget, "seeds": args.seeds, "settings": settings,
+               "inference": speed, "training_curves": runs, "final_mean_iu": final,
+               "labelled_pixels_per_second": rate, "device": jax.devices()[0].device_kind}
     training = common.markdown_table(
-        ["training", "val mean IU (%)", "labelled windows / s"],
+        ["training", "val mean IU (%)", "labelled pixels / s"],
         [[m, common.pm(final[m]), f"{rate[m]['mean']:.0f}"] for m in METHODS])
     markdown = (f"### Inference: every window as a crop vs convolutionalized "
-                f"({PATCH}x{PATCH} windows, stride 4)\n\n{speed_table(speed)}\n\n"
-                f"### Training for {args.budget:.0f} s each (mean ± std over {args.seeds} "
-                f"seeds)\n\n{training}\n\n![accuracy vs time](figures/accuracy_vs_time.png)\n")
+                f"({INFERENCE_PATCH}x{INFERENCE_PATCH} windows, stride 4)\n\n"
+                f"{speed_table(speed)}\n\n"
+                f"### FCN-32s trained for {args.budget:.0f} s on {settings['patches']} "
+                f"{settings['patch']}x{settings['patch']} patches (centre label) or "
+                f"{settings['images']} {settings['crop']}x{settings['crop']} crops (every "
+                f"label) per step; mean ± std over {args.seeds} seeds\n\n{training}\n\n"
+                f"![accuracy vs time](figures/accuracy_vs_time.png)\n")
     curves_figure(os.path.join(workdir, "figures", "accuracy_vs_time.png"), runs)
     speed_figure(os.path.join(workdir, "figures", "inference_time.png"), speed)
     common.write_results(workdir, results, markdown)

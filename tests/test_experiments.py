@@ -20,8 +20,8 @@ def tiny_tfds(tiny_data_dir, monkeypatch):
 
 
 def test_sliding_window_quick(tmp_path, tiny_tfds):
-    workdir = tmp_path / "sw"
-    sliding_window.main(["--quick", "--seeds", "1", "--workdir", str(workdir)])
+    sliding_window.main(["--quick", "--seeds", "1", "--workdir", str(tmp_path)])
+    workdir = tmp_path / "sliding_window"
     results = read(workdir / "results.json")
     for row in results["inference"]:
         # Naive inference recomputes the overlapping windows: many times the dense FLOPs.
@@ -31,6 +31,10 @@ def test_sliding_window_quick(tmp_path, tiny_tfds):
         curve = results["training_curves"][method][0]
         assert len(curve) == 2 and curve[-1]["steps"] > 0
         assert results["final_mean_iu"][method]["mean"] == 100 * curve[-1]["mean_iu"]
+    # A patch step carries one label per patch; a whole-image step one per valid pixel.
+    patches, whole = (results["training_curves"][m][0][-1] for m in sliding_window.METHODS)
+    assert patches["labelled_pixels"] <= patches["steps"] * 16
+    assert whole["labelled_pixels"] > whole["steps"] * 16
     assert (workdir / "figures" / "accuracy_vs_time.png").stat().st_size > 0
     assert "| whole-image |" in (workdir / "results.md").read_text()
 
