@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from fcn_jax.ops import pool
+
 TRUNK_STRIDE = 32  # pool5: the coarsest feature map is 1/32 of the input
 # (block name, number of 3x3 convs, channels at width 1.0) -- conv1..conv5.
 VGG16_BLOCKS = (("conv1", 2, 64), ("conv2", 2, 128), ("conv3", 3, 256),
@@ -37,7 +39,7 @@ def dropout(x: jax.Array, rate: float, keys: jax.Array | None) -> jax.Array:
 
 def max_pool_ceil(x: jax.Array) -> jax.Array:
     """2x2 max pooling, stride 2, rounding the output size up (Caffe's ceil mode)."""
-    return nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2), padding="SAME")
+    return pool.max_pool_2x2(x)
 
 
 class VGG16(nnx.Module):
