@@ -79,12 +79,48 @@ def per_class_transposed_conv(x: jax.Array, kernel: jax.Array, factor: int) -> j
     see ``bilinear_kernel``); only ``kernel[:, :, c, c]`` is read. Each output phase is four
     per-channel multiply-adds of the shifted input, with no C x C products.
     """
-    batch, height, width, channels = x.shape
     taps = phase_taps(jnp.diagonal(kernel, axis1=2, axis2=3), factor)  # [2, 2, f, f, C]
+    return per_class_phases(x, taps)
+
+
+def shifted_windows(x: jax.Array):
+    """The zero-padded map's four (n+1) x (m+1) windows, keyed by their offset (a, b)."""
+    height, width = x.shape[1:3]
     padded = pad_one(x)
-    y = sum(padded[:, a:a + height + 1, None, b:b + width + 1, None, :] * taps[a, b, :, None]
-            for a in range(2) for b in range(2))
+    return {(a, b): padded[:, a:a + height + 1, b:b + width + 1]
+            for a in range(2) for b in range(2)}
+
+
+@jax.custom_vjp
+def per_class_phases(x: jax.Array, taps: jax.Array) -> jax.Array:
+    """Per-channel sub-pixel transposed convolution with phase taps [2, 2, f, f, C]."""
+    batch, height, width, channels = x.shape
+    factor = taps.shape[2]
+    y = sum(window[:, :, None, :, None, :] * taps[a, b, :, None]
+            for (a, b), window in shifted_windows(x).items())
     return y.reshape(batch, (height + 1) * factor, (width + 1) * factor, channels)
+
+
+def per_class_phases_fwd(x, taps):
+    return per_class_phases(x, taps), (x, taps)
+
+
+def per_class_phases_bwd(residuals, grad):
+    """Reductions over the phases; autodiff would store each broadcast tap array instead."""
+    x, taps = residuals
+    batch, height, width, channels = x.shape
+    factor = taps.shape[2]
+    grad = grad.reshape(batch, height + 1, factor, width + 1, factor, channels)
+    dx = sum((grad * taps[a, b, :, None]).sum(axis=(2, 4))[:, 1 - a:1 - a + height,
+                                                            1 - b:1 - b + width]
+             for a in range(2) for b in range(2))
+    windows = shifted_windows(x)
+    dtaps = jnp.stack([jnp.stack([(windows[a, b][:, :, None, :, None] * grad).sum(
+        axis=(0, 1, 3)) for b in range(2)]) for a in range(2)])
+    return dx, dtaps
+
+
+per_class_phases.defvjp(per_class_phases_fwd, per_class_phases_bwd)
 
 
 def crop(x: jax.Array, offset: int, height: int, width: int) -> jax.Array:
