@@ -6,9 +6,11 @@ Both run in this process on the same inputs, fp32, SGD with momentum, mean pixel
 ignore label 255, with the same number of threads (XLA's CPU pool has one per core; torch is
 set to ``--threads``, default the core count). The two are timed in alternation, ``--rounds``
 times ``--steps`` steps each, so load from other processes hits both alike; the table gives
-medians over rounds. Also prints the JAX train step's compile time and XLA's buffer total
-(arguments + outputs + temporaries, less donated aliases). Needs the optional torch extra
-(requirements-torch.txt).
+medians over rounds. On a machine shared with other jobs, set OMP_WAIT_POLICY=PASSIVE:
+torch's OpenMP threads otherwise spin while waiting and lose most of their speed to the
+contention (XLA's pool is not affected alike). Also prints the JAX train step's compile time
+and XLA's buffer total (arguments + outputs + temporaries, less donated aliases). Needs the
+optional torch extra (requirements-torch.txt).
 """
 
 import argparse
@@ -144,7 +146,8 @@ def main():
     print(f"{args.variant}, width {args.width}, {args.size}x{args.size}, batch {args.batch}, "
           f"fp32 | {cpu_name()}, {os.cpu_count()} cores | "
           f"jax {jax.__version__} (XLA CPU pool: {os.cpu_count()} threads), "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads) | "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads, OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}) | "
           f"median of {args.rounds} alternating rounds x {args.steps} steps")
     print(f"JAX train step: compile {ours['compile_s']:.1f} s, XLA buffers "
           f"{ours['train_bytes'] / 2**20:.0f} MiB (inference {ours['infer_bytes'] / 2**20:.0f}"

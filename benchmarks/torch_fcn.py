@@ -4,7 +4,8 @@ Layer for layer the network of ``fcn_jax.models.fcn.FCN``: VGG16 at a width mult
 "same" 3x3 convolutions and ceil-mode pooling, fc6 as 7x7 and fc7 as 1x1 convolutions with
 dropout, zero-initialised score layers, fixed bilinear transposed convolutions (kernel 2f,
 stride f, one filter per class: a grouped transposed convolution, torch's counterpart of the
-JAX model's per-class upsampling) and the same f/2 crops. Channels-last input uint8 [B,H,W,3], logits [B,C,H,W].
+JAX model's per-class upsampling) and the same f/2 crops. Channels-last input uint8 [B,H,W,3],
+logits [B,C,H,W].
 """
 
 import numpy as np
