@@ -111,8 +111,10 @@ def per_class_phases_bwd(residuals, grad):
     batch, height, width, channels = x.shape
     factor = taps.shape[2]
     grad = grad.reshape(batch, height + 1, factor, width + 1, factor, channels)
-    dx = sum((grad * taps[a, b, :, None]).sum(axis=(2, 4))[:, 1 - a:1 - a + height,
-                                                            1 - b:1 - b + width]
+    # One reduction for all four offsets (a, b): [B, n+1, m+1, 2, 2, C].
+    by_phase = taps.transpose(2, 3, 0, 1, 4)[:, None]  # [f, 1, f, 2, 2, C]
+    per_offset = (grad[:, :, :, :, :, None, None] * by_phase).sum(axis=(2, 4))
+    dx = sum(per_offset[:, 1 - a:1 - a + height, 1 - b:1 - b + width, a, b]
              for a in range(2) for b in range(2))
     windows = shifted_windows(x)
     dtaps = jnp.stack([jnp.stack([(windows[a, b][:, :, None, :, None] * grad).sum(
