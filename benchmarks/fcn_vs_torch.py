@@ -3,13 +3,20 @@
     .venv/bin/python -m benchmarks.fcn_vs_torch --variant fcn8s --width 0.25 --size 224 --batch 8
 
 Both run in this process on the same inputs, fp32, SGD with momentum, mean pixel loss with
-ignore label 255. Prints a markdown table (images/s and the JAX / PyTorch ratio) and the JAX
-compile time. Needs the optional torch extra (requirements-torch.txt).
+ignore label 255, with the same number of threads (XLA's CPU pool has one per core; torch is
+set to ``--threads``, default the core count). The two are timed in alternation, ``--rounds``
+times ``--steps`` steps each, so load from other processes hits both alike; the table gives
+medians over rounds. On a machine shared with other jobs, set OMP_WAIT_POLICY=PASSIVE:
+torch's OpenMP threads otherwise spin while waiting and lose most of their speed to the
+contention (XLA's pool is not affected alike). Also prints the JAX train step's compile time
+and XLA's buffer total (arguments + outputs + temporaries, less donated aliases). Needs the
+optional torch extra (requirements-torch.txt).
 """
 
 import argparse
 import functools
 import os
+import platform
 import time
 
 import jax
@@ -20,7 +27,7 @@ import torch
 from flax import nnx
 
 from benchmarks.torch_fcn import TorchFCN
-from fcn_jax import steps
+from fcn_jax import compiler, steps
 from fcn_jax.models.fcn import FCN
 
 NUM_CLASSES = 21
@@ -32,54 +39,73 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating timed rounds")
+    parser.add_argument("--steps", type=int, default=3, help="steps per round")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="torch intra-op threads (XLA uses every core)")
     return parser.parse_args()
 
 
-def timed(fn, warmup: int, steps: int) -> float:
-    """Seconds per call of ``fn`` (which must block until its result is ready)."""
-    for _ in range(warmup):
-        fn()
+def seconds_per_call(fn, steps: int) -> float:
+    """Mean seconds per call of ``fn`` (which must block until its result is ready)."""
     start = time.perf_counter()
     for _ in range(steps):
         fn()
     return (time.perf_counter() - start) / steps
 
 
-def jax_benchmark(args, images: np.ndarray, labels: np.ndarray) -> dict:
-    """JAX: compile time, train step and inference seconds per batch."""
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo where there is one, else the architecture."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
+
+
+def xla_buffer_bytes(compiled) -> int:
+    """Arguments + outputs + temporaries of a compiled XLA executable, less aliased inputs."""
+    m = compiled.memory_analysis()
+    return (m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+            - m.alias_size_in_bytes)
+
+
+def jax_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
+    """JAX: compiled train step and inference as blocking callables, plus compile facts."""
     model = FCN(NUM_CLASSES, variant=args.variant, width=args.width, rngs=nnx.Rngs(0))
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)
     tx = optax.sgd(1e-3, momentum=0.9)
     state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params),
              "rng": jax.random.PRNGKey(0)}
+    options = compiler.options()
     train = jax.jit(functools.partial(
         steps.train_step, graphdef=graphdef, constants=constants, tx=tx,
         num_classes=NUM_CLASSES, normalize_loss=True, class_weights=None, axis_name=None),
-        donate_argnums=0)
+        donate_argnums=0, compiler_options=options)
+    infer = jax.jit(lambda p, x: nnx.merge(graphdef, p, constants)(x),
+                    compiler_options=options)
     batch = {"image": jnp.asarray(images), "label": jnp.asarray(labels)}
     start = time.perf_counter()
-    compiled = train.lower(state, batch).compile()
+    train_compiled = train.lower(state, batch).compile()
     compile_s = time.perf_counter() - start
+    infer_compiled = infer.lower(params, batch["image"]).compile()
     holder = [state]
 
     def train_once():
-        holder[0], metrics = compiled(holder[0], batch)
+        holder[0], metrics = train_compiled(holder[0], batch)
         jax.block_until_ready(metrics["loss"])
 
-    infer = jax.jit(lambda p, x: nnx.merge(graphdef, p, constants)(x))
-    return {"compile_s": compile_s,
-            "train_s": timed(train_once, args.warmup, args.steps),
-            "infer_s": timed(lambda: jax.block_until_ready(infer(holder[0]["params"],
-                                                                 batch["image"])),
-                             args.warmup, args.steps)}
+    def infer_once():
+        jax.block_until_ready(infer_compiled(holder[0]["params"], batch["image"]))
+
+    return {"train": train_once, "infer": infer_once, "compile_s": compile_s,
+            "train_bytes": xla_buffer_bytes(train_compiled),
+            "infer_bytes": xla_buffer_bytes(infer_compiled)}
 
 
-def torch_benchmark(args, images: np.ndarray, labels: np.ndarray) -> dict:
-    """PyTorch: train step and inference seconds per batch."""
+def torch_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
+    """PyTorch: train step and inference as blocking callables."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = TorchFCN(NUM_CLASSES, args.variant, args.width)
@@ -88,19 +114,18 @@ def torch_benchmark(args, images: np.ndarray, labels: np.ndarray) -> dict:
     y = torch.from_numpy(labels.astype(np.int64))
 
     def train_once():
+        model.train()
         optimizer.zero_grad(set_to_none=True)
         loss = torch.nn.functional.cross_entropy(model(x), y, ignore_index=255)
         loss.backward()
         optimizer.step()
 
     def infer_once():
+        model.eval()
         with torch.inference_mode():
             model(x)
 
-    model.train()
-    train_s = timed(train_once, args.warmup, args.steps)
-    model.eval()
-    return {"train_s": train_s, "infer_s": timed(infer_once, args.warmup, args.steps)}
+    return {"train": train_once, "infer": infer_once}
 
 
 def main():
@@ -109,15 +134,28 @@ def main():
     images = rng.integers(0, 256, (args.batch, args.size, args.size, 3)).astype(np.uint8)
     labels = rng.integers(0, NUM_CLASSES, (args.batch, args.size, args.size)).astype(np.uint8)
     labels[rng.random(labels.shape) < 0.05] = 255
-    ours = jax_benchmark(args, images, labels)
-    theirs = torch_benchmark(args, images, labels)
+    runners = {"JAX": jax_runners(args, images, labels),
+               "PyTorch": torch_runners(args, images, labels)}
+    times = {(lib, phase): [] for lib in runners for phase in ("train", "infer")}
+    for lib, phase in times:  # warm-up: first calls allocate and tune
+        runners[lib][phase]()
+    for _ in range(args.rounds):
+        for lib, phase in times:
+            times[lib, phase].append(seconds_per_call(runners[lib][phase], args.steps))
+    ours = runners["JAX"]
     print(f"{args.variant}, width {args.width}, {args.size}x{args.size}, batch {args.batch}, "
-          f"fp32, {jax.devices()[0].device_kind} ({os.cpu_count()} cores), jax {jax.__version__}, "
-          f"torch {torch.__version__} ({args.threads} threads)")
-    print(f"JAX compile time: {ours['compile_s']:.1f} s\n")
+          f"fp32 | {cpu_name()}, {os.cpu_count()} cores | "
+          f"jax {jax.__version__} (XLA CPU pool: {os.cpu_count()} threads), "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads, OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}) | "
+          f"median of {args.rounds} alternating rounds x {args.steps} steps")
+    print(f"JAX train step: compile {ours['compile_s']:.1f} s, XLA buffers "
+          f"{ours['train_bytes'] / 2**20:.0f} MiB (inference {ours['infer_bytes'] / 2**20:.0f}"
+          " MiB)\n")
     print("| phase | JAX img/s | PyTorch img/s | JAX / PyTorch |\n|---|---|---|---|")
     for phase in ("train", "infer"):
-        jax_ips, torch_ips = args.batch / ours[f"{phase}_s"], args.batch / theirs[f"{phase}_s"]
+        jax_ips, torch_ips = (args.batch / np.median(times[lib, phase])
+                              for lib in ("JAX", "PyTorch"))
         print(f"| {phase} | {jax_ips:.1f} | {torch_ips:.1f} | {jax_ips / torch_ips:.2f} |")
 
 

@@ -3,8 +3,9 @@
 Layer for layer the network of ``fcn_jax.models.fcn.FCN``: VGG16 at a width multiplier with
 "same" 3x3 convolutions and ceil-mode pooling, fc6 as 7x7 and fc7 as 1x1 convolutions with
 dropout, zero-initialised score layers, fixed bilinear transposed convolutions (kernel 2f,
-stride f, one filter per class held as a dense C x C kernel, as the JAX model) and the same
-f/2 crops. Channels-last input uint8 [B,H,W,3], logits [B,C,H,W].
+stride f, one filter per class: a grouped transposed convolution, torch's counterpart of the
+JAX model's per-class upsampling) and the same f/2 crops. Channels-last input uint8 [B,H,W,3],
+logits [B,C,H,W].
 """
 
 import numpy as np
@@ -70,14 +71,16 @@ def zero_conv(in_ch: int, out_ch: int) -> nn.Conv2d:
 
 
 def bilinear_weight(factor: int, channels: int) -> torch.Tensor:
-    """The JAX model's HWIO bilinear kernel in torch's (in, out, kH, kW) layout (symmetric)."""
+    """The per-class filters of the JAX model's bilinear kernel, [C, 1, kH, kW] (symmetric)."""
+    kernel = bilinear_kernel(factor, channels)
+    diagonal = np.arange(channels)
     return torch.from_numpy(np.ascontiguousarray(
-        bilinear_kernel(factor, channels).transpose(2, 3, 0, 1)))
+        kernel[:, :, diagonal, diagonal].transpose(2, 0, 1)[:, None]))
 
 
 def upsample(x: torch.Tensor, weight: torch.Tensor, factor: int, height: int,
              width: int) -> torch.Tensor:
-    """Transposed convolution (kernel 2f, stride f) and the aligning crop of f/2."""
-    y = nn.functional.conv_transpose2d(x, weight, stride=factor)
+    """Per-class transposed convolution (kernel 2f, stride f) and the aligning crop of f/2."""
+    y = nn.functional.conv_transpose2d(x, weight, stride=factor, groups=weight.shape[0])
     offset = factor // 2
     return y[:, :, offset:offset + height, offset:offset + width]

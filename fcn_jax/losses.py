@@ -26,7 +26,9 @@ def pixel_cross_entropy_terms(logits: jax.Array, labels: jax.Array, *,
     valid = (labels != ignore_label) & (labels >= 0) & (labels < num_classes)
     safe = jnp.where(valid, labels, 0)
     log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    nll = -jnp.take_along_axis(log_probs, safe[..., None], axis=-1)[..., 0]
+    # A one-hot select, not take_along_axis: its gradient is elementwise, not a scatter.
+    is_label = safe[..., None] == jnp.arange(num_classes)
+    nll = -jnp.sum(jnp.where(is_label, log_probs, 0.0), axis=-1)
     weight = valid.astype(jnp.float32)
     if class_weights is not None:
         weight = weight * jnp.asarray(class_weights, jnp.float32)[safe]

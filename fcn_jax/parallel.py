@@ -13,6 +13,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from fcn_jax import compiler
+
 AXIS = "data"
 MODES = ("pmap", "mesh")
 
@@ -97,4 +99,5 @@ class DataParallel:
                             devices=self.devices, donate_argnums=donate)
         shardings = tuple(self.sharded if i == 1 else self.replicated for i in range(num_args))
         return jax.jit(functools.partial(body, axis_name=None), in_shardings=shardings,
-                       out_shardings=self.replicated, donate_argnums=donate)
+                       out_shardings=self.replicated, donate_argnums=donate,
+                       compiler_options=compiler.options())

@@ -17,7 +17,7 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
-from fcn_jax import data, metrics, models, optim, steps, viz, weights
+from fcn_jax import compiler, data, metrics, models, optim, steps, viz, weights
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.data import augment, pipeline
 from fcn_jax.inference import InferenceOptions
@@ -69,7 +69,8 @@ class Trainer:
         self.eval_step = self.parallel.wrap(
             functools.partial(steps.eval_step, options=options, **pieces), num_args=3)
         self.predict = jax.jit(functools.partial(steps.predict, graphdef=self.graphdef,
-                                                 constants=self.constants, options=options))
+                                                 constants=self.constants, options=options),
+                               compiler_options=compiler.options())
 
     def evaluate(self, params, split: str) -> dict:
         """The paper's metrics and the boundary F-score over a whole split (params replicated).

@@ -56,7 +56,9 @@ class TransposedConvUpsample(nnx.Module):
 
     def __call__(self, x: jax.Array, height: int, width: int, switches=None) -> jax.Array:
         """Upsample by f and crop to ``height`` x ``width``, aligned with the input's pixels."""
-        y = up.transposed_conv(x, self.kernel[...], self.factor)
+        upsample = (up.transposed_conv if isinstance(self.kernel, nnx.Param)
+                    else up.per_class_transposed_conv)  # a fixed kernel is diagonal
+        y = upsample(x, self.kernel[...], self.factor)
         return up.crop(y, up.upsample_crop_offset(self.factor), height, width)
 
 

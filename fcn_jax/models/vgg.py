@@ -15,6 +15,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from fcn_jax.ops import pool
+from fcn_jax.ops.conv import im2col_conv
+
 TRUNK_STRIDE = 32  # pool5: the coarsest feature map is 1/32 of the input
 # (block name, number of 3x3 convs, channels at width 1.0) -- conv1..conv5.
 VGG16_BLOCKS = (("conv1", 2, 64), ("conv2", 2, 128), ("conv3", 3, 256),
@@ -40,7 +43,7 @@ def dropout(x: jax.Array, rate: float, keys: jax.Array | None) -> jax.Array:
 
 def max_pool_ceil(x: jax.Array) -> jax.Array:
     """2x2 max pooling, stride 2, rounding the output size up (Caffe's ceil mode)."""
-    return nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2), padding="SAME")
+    return pool.max_pool_2x2(x)
 
 
 class VGG16(nnx.Module):
@@ -66,9 +69,9 @@ class VGG16(nnx.Module):
         self.pool3_channels = scaled(VGG16_BLOCKS[2][2], width)
         self.fc_channels = fc_channels or scaled(FC_CHANNELS, width)
         self.fc6 = nnx.Conv(in_ch, self.fc_channels, (7, 7), padding="VALID" if caffe else "SAME",
-                            kernel_init=he_normal, rngs=rngs)
-        self.fc7 = nnx.Conv(self.fc_channels, self.fc_channels, (1, 1),
-                            kernel_init=he_normal, rngs=rngs)
+                            kernel_init=he_normal, conv_general_dilated=im2col_conv, rngs=rngs)
+        self.fc7 = nnx.Conv(self.fc_channels, self.fc_channels, (1, 1), kernel_init=he_normal,
+                            conv_general_dilated=im2col_conv, rngs=rngs)
 
     def __call__(self, x: jax.Array, *, dropout_keys: jax.Array | None = None) -> dict:
         """Features the FCN heads read: pool3 (stride 8), pool4 (16), pool5 and fc7 (32).

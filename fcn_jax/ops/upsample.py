@@ -30,14 +30,99 @@ def bilinear_kernel(factor: int, channels: int) -> np.ndarray:
     return kernel
 
 
+def phase_taps(kernel: jax.Array, factor: int) -> jax.Array:
+    """Split a [2f, 2f, ...] transposed-conv kernel into its f x f output phases.
+
+    Output pixel (q*f + r) of a stride-f, kernel-2f transposed convolution sums exactly two
+    inputs per axis, x[q-1] and x[q]. Returns [2, 2, f, f, ...]: entry [a, b, ry, rx] weighs
+    the zero-padded input at (q + a, p + b) for output phase (ry, rx). As in
+    ``jax.lax.conv_transpose`` (which does not flip the kernel), phase r reads kernel row
+    a*f + f-1-r.
+    """
+    size = kernel.shape[0]
+    if kernel.shape[1] != size or size != 2 * factor:
+        raise ValueError(f"kernel {kernel.shape[:2]} is not 2f x 2f for factor {factor}")
+    taps = kernel.reshape(2, factor, 2, factor, *kernel.shape[2:])[:, ::-1, :, ::-1]
+    return jnp.swapaxes(taps, 1, 2)
+
+
+def pad_one(x: jax.Array) -> jax.Array:
+    """Zero-pad one pixel on each side of both spatial axes of an NHWC map."""
+    return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+
+
 def transposed_conv(x: jax.Array, kernel: jax.Array, factor: int) -> jax.Array:
     """Transposed convolution of NHWC ``x`` with an HWIO ``kernel`` of size 2f and stride f.
 
-    The output has size (n + 1) * f per spatial axis ("VALID" transposed convolution).
+    The output has size (n + 1) * f per spatial axis ("VALID" transposed convolution); the
+    values are those of ``jax.lax.conv_transpose``. Computed by sub-pixel decomposition: one
+    matrix product of the four shifted inputs with the kernel's f x f phases (4C x f*f*O
+    weights), then depth-to-space, so no multiply touches the zeros of a dilated input.
     """
-    return jax.lax.conv_transpose(
-        x, kernel, strides=(factor, factor), padding="VALID",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    batch, height, width, channels = x.shape
+    out_channels = kernel.shape[-1]
+    taps = phase_taps(kernel, factor)  # [2, 2, f, f, I, O]
+    weights = taps.transpose(0, 1, 4, 2, 3, 5).reshape(4 * channels, -1)
+    padded = pad_one(x)
+    shifted = jnp.concatenate([padded[:, a:a + height + 1, b:b + width + 1]
+                               for a in range(2) for b in range(2)], axis=-1)
+    y = jnp.dot(shifted, weights).reshape(batch, height + 1, width + 1, factor, factor,
+                                           out_channels)
+    return y.transpose(0, 1, 3, 2, 4, 5).reshape(batch, (height + 1) * factor,
+                                                 (width + 1) * factor, out_channels)
+
+
+def per_class_transposed_conv(x: jax.Array, kernel: jax.Array, factor: int) -> jax.Array:
+    """``transposed_conv`` for a kernel that is zero off its channel diagonal (in == out).
+
+    The FCN's fixed upsampling layers hold one bilinear filter per class (paper, section 3.3;
+    see ``bilinear_kernel``); only ``kernel[:, :, c, c]`` is read. Each output phase is four
+    per-channel multiply-adds of the shifted input, with no C x C products.
+    """
+    taps = phase_taps(jnp.diagonal(kernel, axis1=2, axis2=3), factor)  # [2, 2, f, f, C]
+    return per_class_phases(x, taps)
+
+
+def shifted_windows(x: jax.Array):
+    """The zero-padded map's four (n+1) x (m+1) windows, keyed by their offset (a, b)."""
+    height, width = x.shape[1:3]
+    padded = pad_one(x)
+    return {(a, b): padded[:, a:a + height + 1, b:b + width + 1]
+            for a in range(2) for b in range(2)}
+
+
+@jax.custom_vjp
+def per_class_phases(x: jax.Array, taps: jax.Array) -> jax.Array:
+    """Per-channel sub-pixel transposed convolution with phase taps [2, 2, f, f, C]."""
+    batch, height, width, channels = x.shape
+    factor = taps.shape[2]
+    y = sum(window[:, :, None, :, None, :] * taps[a, b, :, None]
+            for (a, b), window in shifted_windows(x).items())
+    return y.reshape(batch, (height + 1) * factor, (width + 1) * factor, channels)
+
+
+def per_class_phases_fwd(x, taps):
+    return per_class_phases(x, taps), (x, taps)
+
+
+def per_class_phases_bwd(residuals, grad):
+    """Reductions over the phases; autodiff would store each broadcast tap array instead."""
+    x, taps = residuals
+    batch, height, width, channels = x.shape
+    factor = taps.shape[2]
+    grad = grad.reshape(batch, height + 1, factor, width + 1, factor, channels)
+    # One reduction for all four offsets (a, b): [B, n+1, m+1, 2, 2, C].
+    by_phase = taps.transpose(2, 3, 0, 1, 4)[:, None]  # [f, 1, f, 2, 2, C]
+    per_offset = (grad[:, :, :, :, :, None, None] * by_phase).sum(axis=(2, 4))
+    dx = sum(per_offset[:, 1 - a:1 - a + height, 1 - b:1 - b + width, a, b]
+             for a in range(2) for b in range(2))
+    windows = shifted_windows(x)
+    dtaps = jnp.stack([jnp.stack([(windows[a, b][:, :, None, :, None] * grad).sum(
+        axis=(0, 1, 3)) for b in range(2)]) for a in range(2)])
+    return dx, dtaps
+
+
+per_class_phases.defvjp(per_class_phases_fwd, per_class_phases_bwd)
 
 
 def crop(x: jax.Array, offset: int, height: int, width: int) -> jax.Array:

@@ -1,0 +1,89 @@
+"""The sub-pixel transposed convolutions equal lax.conv_transpose and a numpy scatter, in values
+and in gradients with respect to the input and the kernel."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fcn_jax.ops import upsample as up
+
+
+def numpy_transposed_conv(x: np.ndarray, kernel: np.ndarray, factor: int) -> np.ndarray:
+    """Scatter form: input pixel (i, j) adds its kernel-weighted copy at (i*f, j*f).
+
+    ``lax.conv_transpose`` does not flip the kernel, so the copy is of kernel[::-1, ::-1].
+    """
+    batch, height, width, _ = x.shape
+    size = 2 * factor
+    y = np.zeros((batch, (height + 1) * factor, (width + 1) * factor, kernel.shape[-1]))
+    flipped = kernel[::-1, ::-1].astype(np.float64)
+    for i in range(height):
+        for j in range(width):
+            y[:, i * factor:i * factor + size, j * factor:j * factor + size] += np.einsum(
+                "bc,hwco->bhwo", x[:, i, j].astype(np.float64), flipped)
+    return y
+
+
+def lax_transposed_conv(x: jax.Array, kernel: jax.Array, factor: int) -> jax.Array:
+    """The straightforward formulation (a convolution of the dilated input)."""
+    return jax.lax.conv_transpose(x, kernel, strides=(factor, factor), padding="VALID",
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def inputs(factor: int, in_ch: int, out_ch: int, *, diagonal: bool):
+    rng = np.random.default_rng(factor * 10 + in_ch)
+    x = rng.normal(size=(2, 5, 4, in_ch)).astype(np.float32)
+    kernel = rng.normal(size=(2 * factor, 2 * factor, in_ch, out_ch)).astype(np.float32)
+    if diagonal:
+        kernel *= np.eye(in_ch, dtype=np.float32)
+    cotangent = rng.normal(size=(2, 6 * factor, 5 * factor, out_ch)).astype(np.float32)
+    return jnp.asarray(x), jnp.asarray(kernel), jnp.asarray(cotangent)
+
+
+def grads(fn, x, kernel, cotangent, factor):
+    """d<fn(x, kernel), cotangent> / d(x, kernel)."""
+    return jax.grad(lambda a, k: jnp.vdot(fn(a, k, factor), cotangent), (0, 1))(x, kernel)
+
+
+@pytest.mark.parametrize("factor", [1, 2, 3, 8])
+@pytest.mark.parametrize("in_ch,out_ch", [(3, 3), (2, 5)])
+def test_transposed_conv_values_and_grads_with_full_kernels(factor, in_ch, out_ch):
+    x, kernel, cotangent = inputs(factor, in_ch, out_ch, diagonal=False)
+    got = up.transposed_conv(x, kernel, factor)
+    np.testing.assert_allclose(got, numpy_transposed_conv(np.asarray(x), np.asarray(kernel),
+                                                          factor), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(got, lax_transposed_conv(x, kernel, factor), rtol=1e-5,
+                               atol=1e-4)
+    for ours, theirs in zip(grads(up.transposed_conv, x, kernel, cotangent, factor),
+                            grads(lax_transposed_conv, x, kernel, cotangent, factor)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("factor", [1, 2, 3, 8])
+def test_per_class_transposed_conv_values_and_grads_with_diagonal_kernels(factor):
+    x, kernel, cotangent = inputs(factor, 3, 3, diagonal=True)
+    got = up.per_class_transposed_conv(x, kernel, factor)
+    np.testing.assert_allclose(got, numpy_transposed_conv(np.asarray(x), np.asarray(kernel),
+                                                          factor), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(got, lax_transposed_conv(x, kernel, factor), rtol=1e-5,
+                               atol=1e-4)
+    (dx, dk), (want_dx, want_dk) = (grads(fn, x, kernel, cotangent, factor) for fn in (
+        up.per_class_transposed_conv, lax_transposed_conv))
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-4, atol=1e-3)
+    diagonal = np.eye(3, dtype=bool)
+    np.testing.assert_allclose(np.asarray(dk)[:, :, diagonal],
+                               np.asarray(want_dk)[:, :, diagonal], rtol=1e-4, atol=1e-3)
+    assert not np.asarray(dk)[:, :, ~diagonal].any()  # only the per-class filters are read
+
+
+def test_bilinear_kernels_upsample_alike_by_both_formulations():
+    x, _, _ = inputs(4, 3, 3, diagonal=True)
+    kernel = jnp.asarray(up.bilinear_kernel(4, 3))
+    np.testing.assert_allclose(up.per_class_transposed_conv(x, kernel, 4),
+                               up.transposed_conv(x, kernel, 4), rtol=1e-5, atol=1e-5)
+
+
+def test_kernel_size_must_be_twice_the_factor():
+    with pytest.raises(ValueError, match="not 2f x 2f"):
+        up.transposed_conv(jnp.zeros((1, 2, 2, 1)), jnp.zeros((3, 3, 1, 1)), 2)
