@@ -46,9 +46,12 @@ def phase_taps(kernel: jax.Array, factor: int) -> jax.Array:
     return jnp.swapaxes(taps, 1, 2)
 
 
-def pad_one(x: jax.Array) -> jax.Array:
-    """Zero-pad one pixel on each side of both spatial axes of an NHWC map."""
-    return jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+def shifted_windows(x: jax.Array) -> dict:
+    """The zero-padded map's four (n+1) x (m+1) windows, keyed by their offset (a, b)."""
+    height, width = x.shape[1:3]
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return {(a, b): padded[:, a:a + height + 1, b:b + width + 1]
+            for a in range(2) for b in range(2)}
 
 
 def transposed_conv(x: jax.Array, kernel: jax.Array, factor: int) -> jax.Array:
@@ -63,9 +66,7 @@ def transposed_conv(x: jax.Array, kernel: jax.Array, factor: int) -> jax.Array:
     out_channels = kernel.shape[-1]
     taps = phase_taps(kernel, factor)  # [2, 2, f, f, I, O]
     weights = taps.transpose(0, 1, 4, 2, 3, 5).reshape(4 * channels, -1)
-    padded = pad_one(x)
-    shifted = jnp.concatenate([padded[:, a:a + height + 1, b:b + width + 1]
-                               for a in range(2) for b in range(2)], axis=-1)
+    shifted = jnp.concatenate(list(shifted_windows(x).values()), axis=-1)  # (a, b) major
     y = jnp.dot(shifted, weights).reshape(batch, height + 1, width + 1, factor, factor,
                                            out_channels)
     return y.transpose(0, 1, 3, 2, 4, 5).reshape(batch, (height + 1) * factor,
@@ -81,14 +82,6 @@ def per_class_transposed_conv(x: jax.Array, kernel: jax.Array, factor: int) -> j
     """
     taps = phase_taps(jnp.diagonal(kernel, axis1=2, axis2=3), factor)  # [2, 2, f, f, C]
     return per_class_phases(x, taps)
-
-
-def shifted_windows(x: jax.Array):
-    """The zero-padded map's four (n+1) x (m+1) windows, keyed by their offset (a, b)."""
-    height, width = x.shape[1:3]
-    padded = pad_one(x)
-    return {(a, b): padded[:, a:a + height + 1, b:b + width + 1]
-            for a in range(2) for b in range(2)}
 
 
 @jax.custom_vjp
