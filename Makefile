@@ -38,11 +38,15 @@ test-torch: install-test
 	$(PY) -m pytest -q -n 2 tests
 
 ## make experiments: install, then the full experiment set (pretraining, sliding window,
-## decoders, skip ablation) into $(EXPERIMENTS); about an hour on a 2-core CPU.
+## decoders, skip ablation) into $(EXPERIMENTS), and copy the results the README shows into
+## docs/experiments; about an hour on a 2-core CPU.
 experiments: install
 	$(PY) -m experiments.sliding_window --workdir $(EXPERIMENTS)
 	$(PY) -m experiments.decoders --workdir $(EXPERIMENTS)
 	$(PY) -m experiments.skips --workdir $(EXPERIMENTS)
+	for e in sliding_window decoders skips; do mkdir -p docs/experiments/$$e && \
+	    cp -r $(EXPERIMENTS)/$$e/results.md $(EXPERIMENTS)/$$e/results.json \
+	    $(EXPERIMENTS)/$$e/figures docs/experiments/$$e/; done
 
 ## make experiments-quick: the same scripts in their seconds-long --quick mode.
 experiments-quick: install
