@@ -177,10 +177,10 @@ def main(argv=None):
     training = common.markdown_table(
         ["training", "val mean IU (%)", "labelled pixels / s"],
         [[m, common.pm(final[m]), f"{rate[m]['mean']:.0f}"] for m in METHODS])
-    markdown = (f"### Inference: every window as a crop vs convolutionalized "
+    markdown = (f"#### Inference: every window as a crop vs convolutionalized "
                 f"({INFERENCE_PATCH}x{INFERENCE_PATCH} windows, stride 4)\n\n"
                 f"{speed_table(speed)}\n\n"
-                f"### FCN-32s trained for {args.budget:.0f} s on {settings['patches']} "
+                f"#### FCN-32s trained for {args.budget:.0f} s on {settings['patches']} "
                 f"{settings['patch']}x{settings['patch']} patches (centre label) or "
                 f"{settings['images']} {settings['crop']}x{settings['crop']} crops (every "
                 f"label) per step; mean ± std over {args.seeds} seeds\n\n{training}\n\n"
