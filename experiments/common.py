@@ -17,8 +17,9 @@ import numpy as np
 from flax import nnx
 
 from configs import experiments as experiment_configs
-from fcn_jax import train
+from fcn_jax import data, sweeps, train
 from fcn_jax.checkpoint import Checkpointer
+from fcn_jax.data import pipeline
 from fcn_jax.workdir import ensure_writable, write_json
 
 
@@ -76,12 +77,17 @@ def write_results(workdir: str, results: dict, markdown: str) -> None:
     os.replace(tmp, os.path.join(workdir, "results.md"))
 
 
+def load_split(dataset: data.Dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every example of a split as stacked uint8 arrays (the embedded images share one size)."""
+    source = dataset.split(split)
+    examples = [pipeline.decode(source[i]) for i in range(len(source))]
+    return np.stack([e[0] for e in examples]), np.stack([e[1] for e in examples])
+
+
 def config(name: str, quick: bool, **overrides) -> ml_collections.ConfigDict:
     """``configs/experiments.py:name`` (``:quick`` when quick) with dotted-key overrides."""
     c = experiment_configs.get_config(f"{name}:quick" if quick else name)
-    for key, value in overrides.items():
-        section, _, field = key.rpartition(".")
-        setattr(c[section] if section else c, field, value)
+    sweeps.apply_overrides(c, overrides)
     return c
 
 

@@ -21,18 +21,10 @@ from flax import nnx
 from experiments import common
 from fcn_jax import models, steps
 from fcn_jax.models.decoders import DECODERS
-from fcn_jax.models.fcn import FINAL_UPSAMPLING_NAMES
+from fcn_jax.models.fcn import upsampling_parameter_count
 from fcn_jax.writer import read_metrics
 
 NUM_CLASSES = 7  # the embedded dataset
-
-
-def decoder_params(config) -> int:
-    """Learned parameters of the decoder's upsampling layers."""
-    model = models.build(config, NUM_CLASSES, 0)
-    names = {"upscore2", "upscore_pool4", *FINAL_UPSAMPLING_NAMES.values()}
-    return sum(int(np.prod(v[...].shape))
-               for path, v in nnx.to_flat_state(nnx.state(model, nnx.Param)) if path[0] in names)
 
 
 def inference_images_per_second(config, size: tuple[int, int], batch: int = 16) -> float:
@@ -90,7 +82,7 @@ def main(argv=None):
             "mean_iu": common.mean_std([r["metrics"]["mean_iu"] for r, _ in runs]),
             "boundary_f": common.mean_std([r["boundary_f"] for r, _ in runs]),
             "pixel_acc": common.mean_std([r["metrics"]["pixel_acc"] for r, _ in runs]),
-            "params": decoder_params(cfg),
+            "params": upsampling_parameter_count(models.build(cfg, NUM_CLASSES, 0)),
             "train_img_s": np.mean([train_images_per_second(d, cfg.train.batch_size)
                                     for _, d in runs]),
             "infer_img_s": inference_images_per_second(cfg, image_size)})

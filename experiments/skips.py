@@ -111,8 +111,7 @@ def main(argv=None):
         rows.append(row)
     cfg = common.config("finetune", args.quick)
     dataset = data.build(cfg)
-    source = dataset.split(cfg.data.eval_split)
-    labels = np.stack([pipeline.decode(source[i])[1] for i in range(len(source))])
+    labels = common.load_split(dataset, cfg.data.eval_split)[1]
     bound = coarse_upper_bound(labels, dataset.num_classes)
     nets = {s["net"]: (stage_config(s, 0, args.quick, workdir), run_dir(workdir, s["net"], 0))
             for s in stages(steps) if s["net"] in ("FCN-32s", "FCN-16s", "FCN-8s")}

@@ -17,7 +17,6 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import optax
@@ -31,13 +30,6 @@ from fcn_jax.models.vgg import TRUNK_STRIDE
 
 METHODS = ("patch-sampled", "whole-image")
 INFERENCE_PATCH = 32  # the patch classifier's window for the inference comparison
-
-
-def load_split(dataset: data.Dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Every example of a split as stacked uint8 arrays (the embedded images share one size)."""
-    source = dataset.split(split)
-    examples = [pipeline.decode(source[i]) for i in range(len(source))]
-    return np.stack([e[0] for e in examples]), np.stack([e[1] for e in examples])
 
 
 def make_steps(model: nnx.Module, learning_rate: float):
@@ -161,8 +153,8 @@ def main(argv=None):
         args.budget = min(args.budget, 2.0)
     trunk = common.pretrained_trunk(root, args.quick)
     dataset = data.build(common.config("finetune", args.quick))
-    train = load_split(dataset, "train")
-    val = load_split(dataset, "validation")
+    train = common.load_split(dataset, "train")
+    val = common.load_split(dataset, "validation")
     speed = speed_rows(settings["sizes"], INFERENCE_PATCH, dataset.num_classes)
     run = functools.partial(train_for, budget=args.budget, trunk=trunk, train=train, val=val,
                             num_classes=dataset.num_classes, settings=settings, quick=args.quick)

@@ -32,10 +32,9 @@ from flax import nnx
 
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.models.caffe import CaffeFCN
-from fcn_jax.models.fcn import FINAL_UPSAMPLING_NAMES
+from fcn_jax.models.fcn import FINAL_UPSAMPLING_NAMES, UPSAMPLING_LAYERS
 from fcn_jax.models.vgg import VGG16_BLOCKS
 
-UPSAMPLING_LAYERS = ("upscore2", "upscore_pool4", *FINAL_UPSAMPLING_NAMES.values())
 SKIP_LAYERS = ("score_pool4", "score_pool3")
 # Dropped on import, and reported: the ImageNet classifier the paper replaces by score_fr.
 DISCARDED = ("fc8.weight", "fc8.bias")

@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from fcn_jax.models import decoders
-from fcn_jax.models.fcn import FCN, FINAL_UPSAMPLING_NAMES
+from fcn_jax.models.fcn import FCN, upsampling_parameter_count
 
 NUM_CLASSES = 3
 
@@ -57,12 +57,6 @@ def test_every_decoder_gives_logits_of_the_input_size(decoder, variant):
     assert np.all(np.isfinite(np.asarray(logits)))
 
 
-def upsampling_params(model: FCN) -> int:
-    names = {"upscore2", "upscore_pool4", *FINAL_UPSAMPLING_NAMES.values()}
-    return sum(int(np.prod(v.shape)) for path, v in nnx.to_flat_state(nnx.state(model, nnx.Param))
-               if path[0] in names)
-
-
 def test_parameter_counts_of_the_decoders():
     c = NUM_CLASSES
     want = {"bilinear": 0, "nearest": 0,
@@ -71,7 +65,7 @@ def test_parameter_counts_of_the_decoders():
             # one 3x3 conv (kernel and bias) per 2x stage: 1 + 1 + 3 stages
             "bed_of_nails": 5 * (9 * c * c + c), "max_unpool": 5 * (9 * c * c + c)}
     for decoder, count in want.items():
-        assert upsampling_params(tiny_fcn("fcn8s", decoder)) == count, decoder
+        assert upsampling_parameter_count(tiny_fcn("fcn8s", decoder)) == count, decoder
 
 
 def test_learned_random_kernel_is_not_bilinear_and_learned_bilinear_starts_bilinear():

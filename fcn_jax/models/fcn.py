@@ -19,6 +19,8 @@ from fcn_jax.models.vgg import VGG16
 VARIANT_STRIDES = {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}
 # The reference release's name for the final upsampling layer of each variant.
 FINAL_UPSAMPLING_NAMES = {"fcn32s": "upscore", "fcn16s": "upscore16", "fcn8s": "upscore8"}
+# Every upsampling layer's name (the 2x layers of the skip nets and the final one).
+UPSAMPLING_LAYERS = ("upscore2", "upscore_pool4", *FINAL_UPSAMPLING_NAMES.values())
 # Per-channel RGB mean and std (ImageNet) used to normalise uint8 images on device.
 RGB_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
 RGB_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
@@ -92,3 +94,10 @@ class FCN(nnx.Module):
         """Skip fusion: 2x upsampled coarse scores plus scores of a finer pooling layer."""
         skip = score(pool)
         return upsample(coarse, skip.shape[1], skip.shape[2], switches) + skip
+
+
+def upsampling_parameter_count(model: FCN) -> int:
+    """Learned (nnx.Param) parameters of a model's upsampling layers, the decoder's cost."""
+    return sum(int(np.prod(v[...].shape))
+               for path, v in nnx.to_flat_state(nnx.state(model, nnx.Param))
+               if path[0] in UPSAMPLING_LAYERS)
