@@ -1,12 +1,16 @@
 """Per-function XLA options for the step functions (passed to ``jax.jit``, never global flags).
 
 XLA:CPU (jax 0.10) hands convolutions, matmuls and, by default, also elementwise ops and
-reductions to YNNPACK. An elementwise op inside a YNNPACK fusion gets its broadcast operands
-materialised as full arrays (e.g. the loss's one-hot select, the upsampling gradient's tap
-arrays: tens of MB each), which costs more than the library gains there. Restricting YNNPACK
-to individual convolutions and matmuls leaves the elementwise work to XLA's own fused loops.
-Only fusion decisions change; tests/test_compiler.py checks the train step's update is the
-same with and without. If the running XLA does not know the option, none is passed.
+reductions to YNNPACK. Two of those choices cost more than they gain for the FCN:
+- An elementwise op inside a YNNPACK fusion gets its broadcast operands materialised as full
+  arrays (e.g. the loss's one-hot select, the upsampling gradient's tap arrays: tens of MB).
+- YNNPACK runs a convolution on one thread unless its output is small (measured on 2 cores:
+  the VGG 3x3 convolutions at 112x112 and 56x56, 32 and 64 channels, reach one core's peak
+  while XLA's Eigen convolutions use both cores and are up to 1.7x faster).
+So YNNPACK is kept for matrix products only (fc6, fc7, the sub-pixel upsampling), where it
+is parallel; convolutions go to Eigen and elementwise work to XLA's own fused loops. Only
+backend choices change; tests/test_compiler.py checks the train step's update is the same
+with and without. If the running XLA does not know the option, none is passed.
 """
 
 import functools
@@ -14,8 +18,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-YNN_FUSION_TYPES = ("LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION",
-                    "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT")
+YNN_FUSION_TYPES = ("LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",)
 CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ",".join(YNN_FUSION_TYPES)}
 
 
