@@ -14,9 +14,10 @@ same masks however the batch is split over devices.
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax import lax
 
 from fcn_jax.ops import pool
-from fcn_jax.ops.conv import im2col_conv
+from fcn_jax.ops.conv import column_group_conv, im2col_conv
 
 TRUNK_STRIDE = 32  # pool5: the coarsest feature map is 1/32 of the input
 # (block name, number of 3x3 convs, channels at width 1.0) -- conv1..conv5.
@@ -59,8 +60,11 @@ class VGG16(nnx.Module):
             names = tuple(f"{block}_{i}" for i in range(1, depth + 1))
             for name in names:
                 padding = CAFFE_CONV1_1_PADDING if caffe and name == "conv1_1" else "SAME"
+                # conv1_1's 3 input channels are too few for XLA's convolutions (ops/conv.py).
+                conv = column_group_conv if name == "conv1_1" else lax.conv_general_dilated
                 setattr(self, name, nnx.Conv(in_ch, out_ch, (3, 3), padding=padding,
-                                             kernel_init=he_normal, rngs=rngs))
+                                             kernel_init=he_normal, conv_general_dilated=conv,
+                                             rngs=rngs))
                 in_ch = out_ch
             blocks.append(names)
         self.blocks = tuple(blocks)
