@@ -8,15 +8,20 @@ set to ``--threads``, default the core count). The two are timed in alternation,
 times ``--steps`` steps each, so load from other processes hits both alike; the table gives
 medians over rounds. On a machine shared with other jobs, set OMP_WAIT_POLICY=PASSIVE:
 torch's OpenMP threads otherwise spin while waiting and lose most of their speed to the
-contention (XLA's pool is not affected alike). Also prints the JAX train step's compile time
-and XLA's buffer total (arguments + outputs + temporaries, less donated aliases). Needs the
-optional torch extra (requirements-torch.txt).
+contention (XLA's pool is not affected alike). Also prints the JAX train step's compile time,
+XLA's buffer total (arguments + outputs + temporaries, less donated aliases) and each side's
+minor page faults per step: glibc returns large freed blocks to the kernel, so a step that
+allocates them again pays for fresh zeroed pages (run the script under a different malloc
+configuration, e.g. MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
+MALLOC_ARENA_MAX=1, to see both sides without that cost). Needs the optional torch extra
+(requirements-torch.txt).
 """
 
 import argparse
 import functools
 import os
 import platform
+import resource
 import time
 
 import jax
@@ -46,12 +51,14 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def seconds_per_call(fn, steps: int) -> float:
-    """Mean seconds per call of ``fn`` (which must block until its result is ready)."""
+def seconds_per_call(fn, steps: int) -> tuple[float, float]:
+    """Mean seconds and minor page faults per call of ``fn`` (which must block until done)."""
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     for _ in range(steps):
         fn()
-    return (time.perf_counter() - start) / steps
+    seconds = (time.perf_counter() - start) / steps
+    return seconds, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps
 
 
 def cpu_name() -> str:
@@ -62,6 +69,12 @@ def cpu_name() -> str:
                         if line.startswith("model name"))
     except (OSError, StopIteration):
         return platform.machine()
+
+
+def malloc_settings() -> str:
+    """The glibc malloc environment variables this process was started with, if any."""
+    names = sorted(k for k in os.environ if k.startswith("MALLOC_") or k == "GLIBC_TUNABLES")
+    return ", ".join(f"{k}={os.environ[k]}" for k in names) or "glibc defaults"
 
 
 def xla_buffer_bytes(compiled) -> int:
@@ -137,26 +150,32 @@ def main():
     runners = {"JAX": jax_runners(args, images, labels),
                "PyTorch": torch_runners(args, images, labels)}
     times = {(lib, phase): [] for lib in runners for phase in ("train", "infer")}
+    faults = {key: [] for key in times}
     for lib, phase in times:  # warm-up: first calls allocate and tune
         runners[lib][phase]()
     for _ in range(args.rounds):
         for lib, phase in times:
-            times[lib, phase].append(seconds_per_call(runners[lib][phase], args.steps))
+            seconds, page_faults = seconds_per_call(runners[lib][phase], args.steps)
+            times[lib, phase].append(seconds)
+            faults[lib, phase].append(page_faults)
     ours = runners["JAX"]
     print(f"{args.variant}, width {args.width}, {args.size}x{args.size}, batch {args.batch}, "
           f"fp32 | {cpu_name()}, {os.cpu_count()} cores | "
           f"jax {jax.__version__} (XLA CPU pool: {os.cpu_count()} threads), "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads, OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}) | "
+          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}) | malloc: {malloc_settings()} | "
           f"median of {args.rounds} alternating rounds x {args.steps} steps")
     print(f"JAX train step: compile {ours['compile_s']:.1f} s, XLA buffers "
           f"{ours['train_bytes'] / 2**20:.0f} MiB (inference {ours['infer_bytes'] / 2**20:.0f}"
           " MiB)\n")
-    print("| phase | JAX img/s | PyTorch img/s | JAX / PyTorch |\n|---|---|---|---|")
+    print("| phase | JAX img/s | PyTorch img/s | JAX / PyTorch | page faults per step, JAX "
+          "/ PyTorch |\n|---|---|---|---|---|")
     for phase in ("train", "infer"):
         jax_ips, torch_ips = (args.batch / np.median(times[lib, phase])
                               for lib in ("JAX", "PyTorch"))
-        print(f"| {phase} | {jax_ips:.1f} | {torch_ips:.1f} | {jax_ips / torch_ips:.2f} |")
+        jax_faults, torch_faults = (np.median(faults[lib, phase]) for lib in ("JAX", "PyTorch"))
+        print(f"| {phase} | {jax_ips:.1f} | {torch_ips:.1f} | {jax_ips / torch_ips:.2f} | "
+              f"{jax_faults:.0f} / {torch_faults:.0f} |")
 
 
 if __name__ == "__main__":
