@@ -85,5 +85,12 @@ def test_bilinear_kernels_upsample_alike_by_both_formulations():
 
 
 def test_kernel_size_must_be_twice_the_factor():
-    with pytest.raises(ValueError, match="not 2f x 2f"):
-        up.transposed_conv(jnp.zeros((1, 2, 2, 1)), jnp.zeros((3, 3, 1, 1)), 2)
+    for upsample in (up.transposed_conv, up.per_class_transposed_conv):
+        with pytest.raises(ValueError, match="not 2f x 2f"):
+            upsample(jnp.zeros((1, 2, 2, 1)), jnp.zeros((3, 3, 1, 1)), 2)
+
+
+def test_per_class_taps_are_the_phase_taps_of_the_diagonal():
+    kernel = jnp.asarray(np.random.default_rng(0).normal(size=(8, 8, 5, 5)), jnp.float32)
+    np.testing.assert_array_equal(up.per_class_phase_taps(kernel, 4),
+                                  up.phase_taps(jnp.diagonal(kernel, axis1=2, axis2=3), 4))

@@ -80,8 +80,22 @@ def per_class_transposed_conv(x: jax.Array, kernel: jax.Array, factor: int) -> j
     see ``bilinear_kernel``); only ``kernel[:, :, c, c]`` is read. Each output phase is four
     per-channel multiply-adds of the shifted input, with no C x C products.
     """
-    taps = phase_taps(jnp.diagonal(kernel, axis1=2, axis2=3), factor)  # [2, 2, f, f, C]
-    return per_class_phases(x, taps)
+    return per_class_phases(x, per_class_phase_taps(kernel, factor))
+
+
+def per_class_phase_taps(kernel: jax.Array, factor: int) -> jax.Array:
+    """``phase_taps`` of the channel diagonal of a [2f, 2f, C, C] kernel: [2, 2, f, f, C].
+
+    One gather at precomputed positions: as a chain of diagonal, reverse and transposes, XLA
+    fused the whole chain into every consumer and re-ran it per output element.
+    """
+    size, _, channels, _ = kernel.shape
+    if kernel.shape[1] != size or size != 2 * factor:
+        raise ValueError(f"kernel {kernel.shape[:2]} is not 2f x 2f for factor {factor}")
+    a, b, ry, rx, c = np.indices((2, 2, factor, factor, channels))
+    rows, cols = a * factor + factor - 1 - ry, b * factor + factor - 1 - rx
+    flat = np.ravel_multi_index((rows, cols, c, c), kernel.shape)
+    return kernel.reshape(-1)[flat]
 
 
 @jax.custom_vjp
