@@ -1,5 +1,4 @@
-"""PatchConv (fc6 / fc7) and column_group_conv (conv1_1) equal the straightforward
-convolutions in values and gradients."""
+"""im2col_conv and column_group_conv equal lax.conv_general_dilated in values and gradients."""
 
 import jax
 import jax.numpy as jnp
@@ -7,8 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fcn_jax.models.vgg import PatchConv, he_normal
-from fcn_jax.ops.conv import COLUMN_GROUP, column_group_conv, column_selection, patch_matmul
+from fcn_jax.ops.conv import COLUMN_GROUP, column_group_conv, column_selection, im2col_conv
 
 DIMS = ("NHWC", "HWIO", "NHWC")
 
@@ -17,47 +15,31 @@ def lax_conv(x, kernel, strides, padding):
     return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=DIMS)
 
 
-def plain_conv(in_ch: int, out_ch: int, kernel_size: int, padding) -> nnx.Conv:
-    """The straightforward layer PatchConv replaces, initialised from the same key."""
-    return nnx.Conv(in_ch, out_ch, (kernel_size, kernel_size), padding=padding,
-                    kernel_init=he_normal, rngs=nnx.Rngs(0))
-
-
-@pytest.mark.parametrize("size,kernel_size,padding", [
-    (7, 7, "SAME"), (7, 1, "SAME"), (6, 4, "SAME"), (9, 3, "VALID"), (8, 3, ((2, 0), (1, 1))),
-    (13, 7, ((100, 100), (100, 100)))])
-def test_patch_conv_equals_nnx_conv(size, kernel_size, padding):
-    """Same parameters from the same key; same outputs and input / kernel / bias gradients."""
+@pytest.mark.parametrize("size,kernel_size,padding,strides", [
+    (7, 7, "SAME", (1, 1)), (7, 1, "SAME", (1, 1)), (6, 4, "SAME", (1, 1)),
+    (9, 3, "VALID", (1, 1)), (8, 3, ((2, 0), (1, 1)), (1, 1)), (9, 3, "SAME", (2, 2))])
+def test_values_and_gradients_equal_lax(size, kernel_size, padding, strides):
     rng = np.random.default_rng(size * kernel_size)
-    fast = PatchConv(5, 6, (kernel_size, kernel_size), padding=padding, rngs=nnx.Rngs(0))
-    plain = plain_conv(5, 6, kernel_size, padding)
-    np.testing.assert_array_equal(fast.kernel[...], plain.kernel[...])
-    fast.bias[...] = plain.bias[...] = jnp.asarray(rng.normal(size=6), jnp.float32)
     x = jnp.asarray(rng.normal(size=(2, size, size + 1, 5)), jnp.float32)
-    want = plain(x)
-    np.testing.assert_allclose(fast(x), want, rtol=1e-4, atol=1e-4)
+    kernel = jnp.asarray(rng.normal(size=(kernel_size, kernel_size, 5, 6)), jnp.float32)
+    want = lax_conv(x, kernel, strides, padding)
+    got = im2col_conv(x, kernel, strides, padding, dimension_numbers=DIMS)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     cotangent = jnp.asarray(rng.normal(size=want.shape), jnp.float32)
-
-    def grads(layer):
-        graphdef, params = nnx.split(layer)
-        return jax.grad(lambda p, a: jnp.vdot(nnx.merge(graphdef, p)(a), cotangent),
-                        (0, 1))(params, x)
-    (got_params, got_x), (want_params, want_x) = grads(fast), grads(plain)
-    np.testing.assert_allclose(got_x, want_x, rtol=1e-4, atol=1e-3)
-    for name in ("kernel", "bias"):
-        np.testing.assert_allclose(got_params[name][...], want_params[name][...],
-                                   rtol=1e-4, atol=1e-3)
+    grads, want_grads = (jax.grad(lambda a, k: jnp.vdot(fn(a, k), cotangent), (0, 1))(x, kernel)
+                         for fn in (lambda a, k: im2col_conv(a, k, strides, padding,
+                                                             dimension_numbers=DIMS),
+                                    lambda a, k: lax_conv(a, k, strides, padding)))
+    for got_grad, want_grad in zip(grads, want_grads):
+        np.testing.assert_allclose(got_grad, want_grad, rtol=1e-4, atol=1e-3)
 
 
-def test_patch_matmul_gradients_are_the_matmul_gradients():
-    rng = np.random.default_rng(3)
-    cols, kernel, bias = (jnp.asarray(rng.normal(size=shape), jnp.float32)
-                          for shape in ((2, 3, 4, 10), (10, 6), (6,)))
-    cotangent = jnp.asarray(rng.normal(size=(2, 3, 4, 6)), jnp.float32)
-    got, want = (jax.grad(lambda c, k, b: jnp.vdot(fn(c, k, b), cotangent), (0, 1, 2))(
-        cols, kernel, bias) for fn in (patch_matmul, lambda c, k, b: c @ k + b))
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+def test_drop_in_for_nnx_conv():
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 7, 7, 3)), jnp.float32)
+    plain = nnx.Conv(3, 4, (7, 7), padding="SAME", rngs=nnx.Rngs(0))
+    fast = nnx.Conv(3, 4, (7, 7), padding="SAME", conv_general_dilated=im2col_conv,
+                    rngs=nnx.Rngs(0))
+    np.testing.assert_allclose(fast(x), plain(x), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("shape,padding", [

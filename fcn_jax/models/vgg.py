@@ -17,7 +17,7 @@ from flax import nnx
 from jax import lax
 
 from fcn_jax.ops import pool
-from fcn_jax.ops.conv import column_group_conv, patch_matmul, patches
+from fcn_jax.ops.conv import column_group_conv, im2col_conv
 
 TRUNK_STRIDE = 32  # pool5: the coarsest feature map is 1/32 of the input
 # (block name, number of 3x3 convs, channels at width 1.0) -- conv1..conv5.
@@ -47,22 +47,6 @@ def max_pool_ceil(x: jax.Array) -> jax.Array:
     return pool.max_pool_2x2(x)
 
 
-class PatchConv(nnx.Conv):
-    """A stride-1 nnx.Conv with a bias (same parameters, initialisation and layout), computed
-    as patches @ kernel + bias: fc6 / fc7, whose kernels are large relative to their maps
-    (ops/conv.py)."""
-
-    def __init__(self, in_features: int, out_features: int, kernel_size: tuple[int, int], *,
-                 padding="SAME", kernel_init=he_normal, rngs: nnx.Rngs):
-        super().__init__(in_features, out_features, kernel_size, padding=padding,
-                         kernel_init=kernel_init, rngs=rngs)
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.kernel[...]
-        cols = patches(x, kernel.shape[:2], self.padding)
-        return patch_matmul(cols, kernel.reshape(-1, kernel.shape[-1]), self.bias[...])
-
-
 class VGG16(nnx.Module):
     """VGG16 convolutions plus fc6 (7x7 conv) and fc7 (1x1 conv), each with ReLU and dropout."""
 
@@ -88,10 +72,10 @@ class VGG16(nnx.Module):
         self.pool4_channels = scaled(VGG16_BLOCKS[3][2], width)
         self.pool3_channels = scaled(VGG16_BLOCKS[2][2], width)
         self.fc_channels = fc_channels or scaled(FC_CHANNELS, width)
-        self.fc6 = PatchConv(in_ch, self.fc_channels, (7, 7), padding="VALID" if caffe else "SAME",
-                             kernel_init=he_normal, rngs=rngs)
-        self.fc7 = PatchConv(self.fc_channels, self.fc_channels, (1, 1), kernel_init=he_normal,
-                             rngs=rngs)
+        self.fc6 = nnx.Conv(in_ch, self.fc_channels, (7, 7), padding="VALID" if caffe else "SAME",
+                            kernel_init=he_normal, conv_general_dilated=im2col_conv, rngs=rngs)
+        self.fc7 = nnx.Conv(self.fc_channels, self.fc_channels, (1, 1), kernel_init=he_normal,
+                            conv_general_dilated=im2col_conv, rngs=rngs)
 
     def __call__(self, x: jax.Array, *, dropout_keys: jax.Array | None = None) -> dict:
         """Features the FCN heads read: pool3 (stride 8), pool4 (16), pool5 and fc7 (32).

@@ -1,16 +1,12 @@
 """Convolutions as matrix products over gathered patches, drop-ins for nnx.Conv.
 
-``column_group_conv`` is passed as ``nnx.Conv(..., conv_general_dilated=...)``; anything but
-an NHWC/HWIO stride-1, undilated, ungrouped convolution goes to ``lax.conv_general_dilated``
-unchanged. ``patch_matmul`` is what ``models.vgg.PatchConv`` computes.
+Both are passed as ``nnx.Conv(..., conv_general_dilated=...)``; anything but an NHWC/HWIO
+stride-1, undilated, ungrouped convolution goes to ``lax.conv_general_dilated`` unchanged.
 
-- ``patch_matmul`` (with ``patches``): a stride-1 convolution whose kernel is large relative
-  to its feature map (the convolutionalized fc6, 7x7 over a 7x7 map; fc7, 1x1) runs several
-  times faster on XLA:CPU forwards and backwards as a matmul of the [B, H, W, k*k*C] patches
-  with the reshaped [k*k*C, O] kernel, plus the bias; all three gradients are matmuls or row
-  sums. Its VJP sums the bias gradient over the transposed output gradient, which the kernel
-  gradient needs anyway: as a plain column sum XLA fused it into the optimizer update as a
-  strided loop (~11 ms a step for fc6 + fc7).
+- ``im2col_conv``: a stride-1 convolution whose kernel is large relative to its feature map
+  (the convolutionalized fc6, 7x7 over a 7x7 map; fc7, 1x1) runs several times faster on
+  XLA:CPU forwards and backwards as a matmul of the [B, H, W, k*k*C] patches with the
+  reshaped [k*k*C, O] kernel; both gradients are then matmuls too.
 - ``column_group_conv``: conv1_1 (3 input channels, 224x224) has too few channels for XLA's
   convolution kernels (about 40 GFLOP/s). Grouping g output columns per row turns it into one
   matmul with g times wider rows and outputs: each group reads a (g + kw - 1)-column window
@@ -65,24 +61,17 @@ def is_plain(lhs, rhs, window_strides, lhs_dilation, rhs_dilation, dimension_num
             == lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC))
 
 
-@jax.custom_vjp
-def patch_matmul(cols: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
-    """cols [..., K] @ kernel [K, O] + bias [O]."""
-    return jnp.dot(cols, kernel) + bias
-
-
-def patch_matmul_fwd(cols, kernel, bias):
-    return patch_matmul(cols, kernel, bias), (cols, kernel)
-
-
-def patch_matmul_bwd(residuals, grad):
-    cols, kernel = residuals
-    grad_t = grad.reshape(-1, grad.shape[-1]).T  # [O, rows]: row sums, and the kernel's matmul
-    kernel_grad = jnp.dot(grad_t, cols.reshape(-1, cols.shape[-1])).T
-    return jnp.dot(grad, kernel.T), kernel_grad, jnp.sum(grad_t, axis=1)
-
-
-patch_matmul.defvjp(patch_matmul_fwd, patch_matmul_bwd)
+def im2col_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
+    """``lax.conv_general_dilated`` computed as patches @ kernel where that applies."""
+    if not is_plain(lhs, rhs, window_strides, lhs_dilation, rhs_dilation, dimension_numbers,
+                    feature_group_count):
+        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
+                                        rhs_dilation, dimension_numbers, feature_group_count,
+                                        precision=precision, **kwargs)
+    cols = patches(lhs, rhs.shape[:2], padding)
+    return jnp.dot(cols, rhs.reshape(-1, rhs.shape[-1]), precision=precision,
+                   preferred_element_type=kwargs.get("preferred_element_type"))
 
 
 COLUMN_GROUP = 4  # output columns per matmul row in column_group_conv (measured best for conv1_1)
