@@ -118,11 +118,14 @@ def per_class_phases_bwd(residuals, grad):
     batch, height, width, channels = x.shape
     factor = taps.shape[2]
     grad = grad.reshape(batch, height + 1, factor, width + 1, factor, channels)
-    # One reduction for all four offsets (a, b): [B, n+1, m+1, 2, 2, C].
-    by_phase = taps.transpose(2, 3, 0, 1, 4)[:, None]  # [f, 1, f, 2, 2, C]
-    per_offset = (grad[:, :, :, :, :, None, None] * by_phase).sum(axis=(2, 4))
-    dx = sum(per_offset[:, 1 - a:1 - a + height, 1 - b:1 - b + width, a, b]
-             for a in range(2) for b in range(2))
+    offsets = [(a, b) for a in range(2) for b in range(2)]
+    # One variadic reduction gives all four offsets' sums from a single read of ``grad`` (and
+    # a single evaluation of whatever XLA fuses into it, e.g. the loss gradient).
+    per_offset = jax.lax.reduce(
+        tuple(grad * taps[a, b][:, None, :, :] for a, b in offsets), (jnp.float32(0),) * 4,
+        lambda xs, ys: tuple(u + v for u, v in zip(xs, ys)), (2, 4))  # 4 x [B, n+1, m+1, C]
+    dx = sum(total[:, 1 - a:1 - a + height, 1 - b:1 - b + width]
+             for (a, b), total in zip(offsets, per_offset))
     windows = shifted_windows(x)
     dtaps = jnp.stack([jnp.stack([(windows[a, b][:, :, None, :, None] * grad).sum(
         axis=(0, 1, 3)) for b in range(2)]) for a in range(2)])
