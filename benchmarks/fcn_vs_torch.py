@@ -1,5 +1,8 @@
 """Train-step and inference throughput of the JAX FCN beside the same net in PyTorch.
 
+Three phases: ``train`` (one SGD step), ``infer`` (the logits [B, H, W, 21]) and ``predict``
+(per-pixel labels, the argmax of the logits: what evaluation and deployment compute).
+
     .venv/bin/python -m benchmarks.fcn_vs_torch --variant fcn8s --width 0.25 --size 224 --batch 8
 
 Both run in this process on the same inputs, fp32, SGD with momentum, mean pixel loss with
@@ -36,6 +39,7 @@ from fcn_jax import compiler, steps
 from fcn_jax.models.fcn import FCN
 
 NUM_CLASSES = 21
+PHASES = ("train", "infer", "predict")
 
 
 def parse_args() -> argparse.Namespace:
@@ -98,11 +102,14 @@ def jax_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
         donate_argnums=0, compiler_options=options)
     infer = jax.jit(lambda p, x: nnx.merge(graphdef, p, constants)(x),
                     compiler_options=options)
+    predict = jax.jit(functools.partial(steps.predict, graphdef=graphdef, constants=constants),
+                      compiler_options=options)
     batch = {"image": jnp.asarray(images), "label": jnp.asarray(labels)}
     start = time.perf_counter()
     train_compiled = train.lower(state, batch).compile()
     compile_s = time.perf_counter() - start
     infer_compiled = infer.lower(params, batch["image"]).compile()
+    predict_compiled = predict.lower(params, batch["image"]).compile()
     holder = [state]
 
     def train_once():
@@ -112,7 +119,11 @@ def jax_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
     def infer_once():
         jax.block_until_ready(infer_compiled(holder[0]["params"], batch["image"]))
 
-    return {"train": train_once, "infer": infer_once, "compile_s": compile_s,
+    def predict_once():
+        jax.block_until_ready(predict_compiled(holder[0]["params"], batch["image"]))
+
+    return {"train": train_once, "infer": infer_once, "predict": predict_once,
+            "compile_s": compile_s,
             "train_bytes": xla_buffer_bytes(train_compiled),
             "infer_bytes": xla_buffer_bytes(infer_compiled)}
 
@@ -138,7 +149,12 @@ def torch_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
         with torch.inference_mode():
             model(x)
 
-    return {"train": train_once, "infer": infer_once}
+    def predict_once():
+        model.eval()
+        with torch.inference_mode():
+            model(x).argmax(1)
+
+    return {"train": train_once, "infer": infer_once, "predict": predict_once}
 
 
 def main():
@@ -149,7 +165,7 @@ def main():
     labels[rng.random(labels.shape) < 0.05] = 255
     runners = {"JAX": jax_runners(args, images, labels),
                "PyTorch": torch_runners(args, images, labels)}
-    times = {(lib, phase): [] for lib in runners for phase in ("train", "infer")}
+    times = {(lib, phase): [] for lib in runners for phase in PHASES}
     faults = {key: [] for key in times}
     for lib, phase in times:  # warm-up: first calls allocate and tune
         runners[lib][phase]()
@@ -170,7 +186,7 @@ def main():
           " MiB)\n")
     print("| phase | JAX img/s | PyTorch img/s | JAX / PyTorch | page faults per step, JAX "
           "/ PyTorch |\n|---|---|---|---|---|")
-    for phase in ("train", "infer"):
+    for phase in PHASES:
         jax_ips, torch_ips = (args.batch / np.median(times[lib, phase])
                               for lib in ("JAX", "PyTorch"))
         jax_faults, torch_faults = (np.median(faults[lib, phase]) for lib in ("JAX", "PyTorch"))
