@@ -61,17 +61,27 @@ def is_plain(lhs, rhs, window_strides, lhs_dilation, rhs_dilation, dimension_num
             == lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC))
 
 
-def im2col_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
-    """``lax.conv_general_dilated`` computed as patches @ kernel where that applies."""
-    if not is_plain(lhs, rhs, window_strides, lhs_dilation, rhs_dilation, dimension_numbers,
-                    feature_group_count):
-        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
-                                        rhs_dilation, dimension_numbers, feature_group_count,
-                                        precision=precision, **kwargs)
+def lax_drop_in(plain_conv):
+    """A drop-in for ``lax.conv_general_dilated`` that runs ``plain_conv(lhs, rhs, padding,
+    precision, preferred_element_type)`` on NHWC/HWIO stride-1, undilated, ungrouped
+    convolutions and lax's convolution on anything else."""
+    def conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+             dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
+        if not is_plain(lhs, rhs, window_strides, lhs_dilation, rhs_dilation,
+                        dimension_numbers, feature_group_count):
+            return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
+                                            rhs_dilation, dimension_numbers,
+                                            feature_group_count, precision=precision, **kwargs)
+        return plain_conv(lhs, rhs, padding, precision, kwargs.get("preferred_element_type"))
+    return conv
+
+
+@lax_drop_in
+def im2col_conv(lhs, rhs, padding, precision, preferred_element_type):
+    """Convolution as patches @ kernel."""
     cols = patches(lhs, rhs.shape[:2], padding)
     return jnp.dot(cols, rhs.reshape(-1, rhs.shape[-1]), precision=precision,
-                   preferred_element_type=kwargs.get("preferred_element_type"))
+                   preferred_element_type=preferred_element_type)
 
 
 COLUMN_GROUP = 4  # output columns per matmul row in column_group_conv (measured best for conv1_1)
@@ -122,12 +132,7 @@ def column_group_nhwc_bwd(padding, residuals, grad):
 column_group_nhwc.defvjp(column_group_nhwc_fwd, column_group_nhwc_bwd)
 
 
-def column_group_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                      dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
-    """``lax.conv_general_dilated`` computed as a column-grouped matmul where that applies."""
-    if not is_plain(lhs, rhs, window_strides, lhs_dilation, rhs_dilation, dimension_numbers,
-                    feature_group_count):
-        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
-                                        rhs_dilation, dimension_numbers, feature_group_count,
-                                        precision=precision, **kwargs)
+@lax_drop_in
+def column_group_conv(lhs, rhs, padding, precision, preferred_element_type):
+    """Convolution as a column-grouped banded matmul (float32; lax's gradients)."""
     return column_group_nhwc(explicit_padding(padding, rhs.shape[:2]), lhs, rhs)
