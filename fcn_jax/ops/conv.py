@@ -63,14 +63,11 @@ def is_plain(lhs, rhs, window_strides, lhs_dilation, rhs_dilation, dimension_num
             == lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC))
 
 
-def lax_drop_in(plain_conv=None, *, cpu_only: bool = False):
+def lax_drop_in(plain_conv, cpu_only: bool = False):
     """A drop-in for ``lax.conv_general_dilated`` that runs ``plain_conv(lhs, rhs, padding,
     precision, preferred_element_type)`` on NHWC/HWIO stride-1, undilated, ungrouped
     convolutions (when tracing for the CPU backend only, with ``cpu_only``) and lax's
     convolution on anything else."""
-    if plain_conv is None:
-        return functools.partial(lax_drop_in, cpu_only=cpu_only)
-
     def conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
              dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
         if (cpu_only and jax.default_backend() != "cpu") or not is_plain(
@@ -83,12 +80,14 @@ def lax_drop_in(plain_conv=None, *, cpu_only: bool = False):
     return conv
 
 
-@lax_drop_in
-def im2col_conv(lhs, rhs, padding, precision, preferred_element_type):
+def im2col_matmul(lhs, rhs, padding, precision, preferred_element_type):
     """Convolution as patches @ kernel."""
     cols = patches(lhs, rhs.shape[:2], padding)
     return jnp.dot(cols, rhs.reshape(-1, rhs.shape[-1]), precision=precision,
                    preferred_element_type=preferred_element_type)
+
+
+im2col_conv = lax_drop_in(im2col_matmul)
 
 
 COLUMN_GROUP = 4  # output columns per matmul row in column_group_conv (measured best for conv1_1)
@@ -139,7 +138,10 @@ def column_group_nhwc_bwd(padding, residuals, grad):
 column_group_nhwc.defvjp(column_group_nhwc_fwd, column_group_nhwc_bwd)
 
 
-@lax_drop_in(cpu_only=True)  # GPUs' convolutions do not need it; its patches would cost memory
-def column_group_conv(lhs, rhs, padding, precision, preferred_element_type):
+def column_group_plain(lhs, rhs, padding, precision, preferred_element_type):
     """Convolution as a column-grouped banded matmul (float32; lax's gradients)."""
     return column_group_nhwc(explicit_padding(padding, rhs.shape[:2]), lhs, rhs)
+
+
+# CPU only: GPUs' convolutions do not need it, and its patches would cost memory there.
+column_group_conv = lax_drop_in(column_group_plain, cpu_only=True)

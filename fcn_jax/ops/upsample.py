@@ -30,6 +30,12 @@ def bilinear_kernel(factor: int, channels: int) -> np.ndarray:
     return kernel
 
 
+def check_kernel_size(kernel: jax.Array, factor: int) -> None:
+    """A stride-f transposed convolution here has a 2f x 2f kernel."""
+    if kernel.shape[0] != kernel.shape[1] or kernel.shape[0] != 2 * factor:
+        raise ValueError(f"kernel {kernel.shape[:2]} is not 2f x 2f for factor {factor}")
+
+
 def phase_taps(kernel: jax.Array, factor: int) -> jax.Array:
     """Split a [2f, 2f, ...] transposed-conv kernel into its f x f output phases.
 
@@ -39,9 +45,7 @@ def phase_taps(kernel: jax.Array, factor: int) -> jax.Array:
     ``jax.lax.conv_transpose`` (which does not flip the kernel), phase r reads kernel row
     a*f + f-1-r.
     """
-    size = kernel.shape[0]
-    if kernel.shape[1] != size or size != 2 * factor:
-        raise ValueError(f"kernel {kernel.shape[:2]} is not 2f x 2f for factor {factor}")
+    check_kernel_size(kernel, factor)
     taps = kernel.reshape(2, factor, 2, factor, *kernel.shape[2:])[:, ::-1, :, ::-1]
     return jnp.swapaxes(taps, 1, 2)
 
@@ -89,10 +93,8 @@ def per_class_phase_taps(kernel: jax.Array, factor: int) -> jax.Array:
     One gather at precomputed positions: as a chain of diagonal, reverse and transposes, XLA
     fused the whole chain into every consumer and re-ran it per output element.
     """
-    size, _, channels, _ = kernel.shape
-    if kernel.shape[1] != size or size != 2 * factor:
-        raise ValueError(f"kernel {kernel.shape[:2]} is not 2f x 2f for factor {factor}")
-    a, b, ry, rx, c = np.indices((2, 2, factor, factor, channels))
+    check_kernel_size(kernel, factor)
+    a, b, ry, rx, c = np.indices((2, 2, factor, factor, kernel.shape[2]))
     rows, cols = a * factor + factor - 1 - ry, b * factor + factor - 1 - rx
     flat = np.ravel_multi_index((rows, cols, c, c), kernel.shape)
     return kernel.reshape(-1)[flat]
