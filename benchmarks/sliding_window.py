@@ -62,7 +62,8 @@ def speed_rows(sizes, patch: int = 32, num_classes: int = 7) -> list[dict]:
             return naive_sliding_window(nnx.merge(graphdef, s), images, batch_size=batch)
 
         t_naive, t_dense = seconds(naive, state, x), seconds(dense, state, x)
-        rows.append({"size": size, "windows": windows, "naive_ms": 1e3 * t_naive,
+        rows.append({"size": size, "stride": model.stride, "windows": windows,
+                     "naive_ms": 1e3 * t_naive,
                      "dense_ms": 1e3 * t_dense, "speedup": t_naive / t_dense,
                      "naive_gflop": windows * window_flops / 1e9,
                      "dense_gflop": flops(dense, state, x) / 1e9})
@@ -84,9 +85,10 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--patch", type=int, default=32)
     args = parser.parse_args()
-    print(f"patch classifier, {args.patch}x{args.patch} windows at stride 4, "
+    rows = speed_rows(args.sizes, args.patch)
+    print(f"patch classifier, {args.patch}x{args.patch} windows at stride {rows[0]['stride']}, "
           f"{jax.devices()[0].device_kind}\n")
-    print(speed_table(speed_rows(args.sizes, args.patch)))
+    print(speed_table(rows))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from configs import experiments as experiment_configs
 from fcn_jax import data, sweeps, train
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.data import pipeline
-from fcn_jax.workdir import ensure_writable, write_json
+from fcn_jax.workdir import ensure_writable, write_json, write_text
 
 
 def parser(description: str, default_workdir: str) -> argparse.ArgumentParser:
@@ -33,13 +33,17 @@ def parser(description: str, default_workdir: str) -> argparse.ArgumentParser:
     return p
 
 
-def check_args(args: argparse.Namespace) -> str:
-    """Validate the common arguments; create the workdir and its figures directory."""
+def check_args(args: argparse.Namespace, experiment: str) -> tuple[str, str]:
+    """Validate the common arguments; create the workdir and ``<workdir>/<experiment>/figures``.
+
+    Returns the workdir (shared by the experiments: the pretraining run lives there) and the
+    experiment's own directory.
+    """
     if args.seeds < 1:
         raise SystemExit(f"--seeds must be at least 1, got {args.seeds}")
-    workdir = ensure_writable(args.workdir)
-    os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
-    return workdir
+    root = ensure_writable(args.workdir)
+    os.makedirs(os.path.join(root, experiment, "figures"), exist_ok=True)
+    return root, os.path.join(root, experiment)
 
 
 def mean_std(values) -> dict:
@@ -71,10 +75,7 @@ def save_figure(fig, path: str) -> None:
 def write_results(workdir: str, results: dict, markdown: str) -> None:
     """``results.json`` and ``results.md`` in ``workdir`` (atomically replaced)."""
     write_json(os.path.join(workdir, "results.json"), results)
-    tmp = os.path.join(workdir, "results.md.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(markdown.rstrip() + "\n")
-    os.replace(tmp, os.path.join(workdir, "results.md"))
+    write_text(os.path.join(workdir, "results.md"), markdown.rstrip() + "\n")
 
 
 def load_split(dataset: data.Dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -99,14 +100,8 @@ def flat_params(params: nnx.State) -> dict[str, np.ndarray]:
 
 def restore(config: ml_collections.ConfigDict, workdir: str) -> tuple[train.Trainer, nnx.State]:
     """A Trainer for ``config`` and the parameters of the latest checkpoint in ``workdir``."""
-    trainer = train.Trainer(config, workdir)
-    checkpointer = Checkpointer(workdir, config.train.max_checkpoints)
-    try:
-        if checkpointer.latest_step() is None:
-            raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}")
-        return trainer, checkpointer.restore(trainer.state)["params"]
-    finally:
-        checkpointer.close()
+    trainer, state = train.restore_latest(config, workdir)
+    return trainer, state["params"]
 
 
 def load_params(params, arrays: dict[str, np.ndarray]) -> None:

@@ -10,7 +10,6 @@ inference speed. Writes ``decoders/results.{json,md}`` and ``decoders/figures/``
 """
 
 import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -18,27 +17,27 @@ import matplotlib.pyplot as plt
 import numpy as np
 from flax import nnx
 
+from benchmarks.sliding_window import seconds
 from experiments import common
-from fcn_jax import models, steps
+from fcn_jax import data, models, steps
+from fcn_jax.data import pipeline
+from fcn_jax.data.shapes import NUM_CLASSES
 from fcn_jax.models.decoders import DECODERS
 from fcn_jax.models.fcn import upsampling_parameter_count
 from fcn_jax.writer import read_metrics
 
-NUM_CLASSES = 7  # the embedded dataset
-
-
 def inference_images_per_second(config, size: tuple[int, int], batch: int = 16) -> float:
     """Whole-image prediction throughput of a fresh model (best of 5 timed calls)."""
     graphdef, params, rest = nnx.split(models.build(config, NUM_CLASSES, 0), nnx.Param, ...)
-    predict = jax.jit(lambda p, x: steps.predict(p, x, graphdef=graphdef, constants=rest))
     images = jnp.zeros((batch, *size, 3), jnp.uint8)
-    jax.block_until_ready(predict(params, images))
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        jax.block_until_ready(predict(params, images))
-        best = min(best, time.perf_counter() - start)
-    return batch / best
+    return batch / seconds(lambda p, x: steps.predict(p, x, graphdef=graphdef, constants=rest),
+                           params, images, repeats=5)
+
+
+def eval_image_size(config) -> tuple[int, int]:
+    """Height and width of the eval split's images (the embedded images share one size)."""
+    image = pipeline.decode(data.build(config).split(config.data.eval_split)[0])[0]
+    return image.shape[:2]
 
 
 def train_images_per_second(workdir: str, batch: int) -> float:
@@ -65,10 +64,9 @@ def main(argv=None):
     p.add_argument("--decoders", nargs="+", choices=DECODERS, default=list(DECODERS),
                    help="the decoders to compare (default: all)")
     args = p.parse_args(argv)
-    root = common.check_args(args)
-    workdir = os.path.join(root, "decoders")
-    os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
+    root, workdir = common.check_args(args, "decoders")
     trunk = common.pretrained_trunk(root, args.quick)
+    image_size = eval_image_size(common.config("finetune", args.quick))
     rows = []
     for decoder in args.decoders:
         runs = []
@@ -76,7 +74,6 @@ def main(argv=None):
             cfg = common.config("finetune", args.quick, seed=seed, **{"model.decoder": decoder})
             run_dir = os.path.join(workdir, decoder, f"seed_{seed}")
             runs.append((common.run(cfg, run_dir, trunk), run_dir))
-        image_size = (56, 72) if args.quick else (112, 112)
         rows.append({
             "decoder": decoder,
             "mean_iu": common.mean_std([r["metrics"]["mean_iu"] for r, _ in runs]),

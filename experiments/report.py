@@ -19,11 +19,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
+from fcn_jax.metrics import PAPER_METRICS as METRICS  # noqa: E402
 from fcn_jax.workdir import write_json  # noqa: E402
 from fcn_jax.writer import read_metrics  # noqa: E402
 
-METRICS = (("pixel_acc", "pixel acc"), ("mean_acc", "mean acc"), ("mean_iu", "mean IU"),
-           ("fw_iu", "f.w. IU"))
 SEED_KEY = "seed"
 
 

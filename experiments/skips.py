@@ -20,8 +20,6 @@ from fcn_jax import data, metrics, viz
 from fcn_jax.data import pipeline
 from fcn_jax.models.vgg import TRUNK_STRIDE
 
-PAPER_METRICS = (("pixel_acc", "pixel acc"), ("mean_acc", "mean acc"), ("mean_iu", "mean IU"),
-                 ("fw_iu", "f.w. IU"))
 COARSE_FACTORS = (64, 32, 16, 8, 4)
 FIGURE_IMAGES = 4
 
@@ -89,9 +87,7 @@ def figure4(path: str, nets: dict, dataset, split: str) -> None:
 def main(argv=None):
     p = common.parser(__doc__.splitlines()[0], "workdirs/experiments")
     args = p.parse_args(argv)
-    root = common.check_args(args)
-    workdir = os.path.join(root, "skips")
-    os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
+    root, workdir = common.check_args(args, "skips")
     trunk = common.pretrained_trunk(root, args.quick)
     steps = common.config("finetune", args.quick).train.num_steps
     results = {s["net"]: [] for s in stages(steps)}
@@ -106,7 +102,7 @@ def main(argv=None):
         runs = results[stage["net"]]
         row = {"net": stage["net"], "steps": stage["steps"], "init": stage["init"]}
         row.update({k: common.mean_std([r["metrics"][k] for r in runs])
-                    for k, _ in PAPER_METRICS})
+                    for k, _ in metrics.PAPER_METRICS})
         row["boundary_f"] = common.mean_std([r["boundary_f"] for r in runs])
         rows.append(row)
     cfg = common.config("finetune", args.quick)
@@ -118,8 +114,8 @@ def main(argv=None):
     figure4(os.path.join(workdir, "figures", "figure4.png"), nets, dataset, cfg.data.eval_split)
 
     table = common.markdown_table(
-        ["net", "init", "steps", *(t for _, t in PAPER_METRICS), "boundary F"],
-        [[r["net"], r["init"], r["steps"], *(common.pm(r[k]) for k, _ in PAPER_METRICS),
+        ["net", "init", "steps", *(t for _, t in metrics.PAPER_METRICS), "boundary F"],
+        [[r["net"], r["init"], r["steps"], *(common.pm(r[k]) for k, _ in metrics.PAPER_METRICS),
           common.pm(r["boundary_f"])] for r in rows])
     bound_table = common.markdown_table(
         ["factor", *COARSE_FACTORS], [["mean IU (%)", *(f"{bound[f]:.1f}" for f in bound)]])

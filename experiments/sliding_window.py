@@ -143,9 +143,7 @@ def main(argv=None):
     p = common.parser(__doc__.splitlines()[0], "workdirs/experiments")
     p.add_argument("--budget", type=float, default=60.0, help="training seconds per run")
     args = p.parse_args(argv)
-    root = common.check_args(args)
-    workdir = os.path.join(root, "sliding_window")
-    os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
+    root, workdir = common.check_args(args, "sliding_window")
     settings = {"lr": 1e-3, "patch": 32, "patches": 144, "images": 16, "crop": 96, "evals": 6,
                 "sizes": [64, 128, 256, 384]}
     if args.quick:
@@ -170,7 +168,7 @@ def main(argv=None):
         ["training", "val mean IU (%)", "labelled pixels / s"],
         [[m, common.pm(final[m]), f"{rate[m]['mean']:.0f}"] for m in METHODS])
     markdown = (f"#### Inference: every window as a crop vs convolutionalized "
-                f"({INFERENCE_PATCH}x{INFERENCE_PATCH} windows, stride 4)\n\n"
+                f"({INFERENCE_PATCH}x{INFERENCE_PATCH} windows, stride {speed[0]['stride']})\n\n"
                 f"{speed_table(speed)}\n\n"
                 f"#### FCN-32s trained for {args.budget:.0f} s on {settings['patches']} "
                 f"{settings['patch']}x{settings['patch']} patches (centre label) or "

@@ -16,11 +16,10 @@ import os
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from fcn_jax import train
-from fcn_jax.workdir import ensure_writable, write_json
+from fcn_jax import metrics, train
+from fcn_jax.workdir import ensure_writable, write_json, write_text
 
-COLUMNS = {"pixel_acc": "pixel acc", "mean_acc": "mean acc", "mean_iu": "mean IU",
-           "fw_iu": "f.w. IU"}
+COLUMNS = dict(metrics.PAPER_METRICS)
 
 
 def score_source(config, source: str) -> dict:
@@ -56,8 +55,7 @@ def add_row(table_dir: str, row: dict, split: str, dataset: str) -> dict:
     else:
         table["rows"].append(row)
     write_json(path, table)
-    with open(os.path.join(table_dir, "results.md"), "w") as f:
-        f.write(markdown(table))
+    write_text(os.path.join(table_dir, "results.md"), markdown(table))
     return table
 
 

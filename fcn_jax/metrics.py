@@ -20,6 +20,11 @@ def confusion_matrix(labels: jax.Array, predictions: jax.Array, num_classes: int
     return counts.reshape(num_classes, num_classes)
 
 
+# The four metrics of the FCN paper's tables (section 5), as (key, column label).
+PAPER_METRICS = (("pixel_acc", "pixel acc"), ("mean_acc", "mean acc"), ("mean_iu", "mean IU"),
+                 ("fw_iu", "f.w. IU"))
+
+
 def segmentation_metrics(hist: np.ndarray) -> dict:
     """Pixel accuracy, mean accuracy, mean IU, frequency-weighted IU and per-class IU.
 

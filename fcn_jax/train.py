@@ -120,7 +120,7 @@ def majority_baseline(hist: np.ndarray) -> dict:
 
 def summary(result: dict) -> dict:
     """The four paper metrics of a metrics dict, as percentages."""
-    return {k: round(100 * result[k], 2) for k in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")}
+    return {k: round(100 * result[k], 2) for k, _ in metrics.PAPER_METRICS}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -207,23 +207,34 @@ def train_scalars(logged: list[dict], elapsed: float, learning_rate: float) -> d
 def finish(config: ml_collections.ConfigDict, workdir: str, result: dict, is_chief: bool) -> dict:
     """Write ``results.json`` with the final metrics beside the majority-class baseline."""
     payload = {"split": config.data.eval_split, "step": config.train.num_steps,
-               "metrics": summary(result), "boundary_f": round(100 * result["boundary_f"], 2),
-               "per_class_iu": result["per_class_iu"],
-               "majority_baseline": summary(majority_baseline(np.asarray(result["confusion"]))),
+               **report(result), "per_class_iu": result["per_class_iu"],
                "confusion": result["confusion"]}
     if is_chief:
         write_json(os.path.join(workdir, "results.json"), payload)
     return payload
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Score the latest checkpoint of ``workdir`` on ``config.data.eval_split``."""
+def report(result: dict) -> dict:
+    """The paper metrics, boundary F and the majority-class baseline of an evaluation."""
+    return {"metrics": summary(result), "boundary_f": round(100 * result["boundary_f"], 2),
+            "majority_baseline": summary(majority_baseline(np.asarray(result["confusion"])))}
+
+
+def restore_latest(config: ml_collections.ConfigDict, workdir: str) -> tuple[Trainer, dict]:
+    """A Trainer for ``config`` and the latest checkpointed state of ``workdir``."""
     trainer = Trainer(config, workdir)
     checkpointer = Checkpointer(workdir, config.train.max_checkpoints)
-    if checkpointer.latest_step() is None:
-        raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}; train first")
-    state = checkpointer.restore(trainer.state)
-    checkpointer.close()
+    try:
+        if checkpointer.latest_step() is None:
+            raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}; train first")
+        return trainer, checkpointer.restore(trainer.state)
+    finally:
+        checkpointer.close()
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Score the latest checkpoint of ``workdir`` on ``config.data.eval_split``."""
+    trainer, state = restore_latest(config, workdir)
     return score(trainer, state["params"], int(state["step"]))
 
 
@@ -238,6 +249,4 @@ def score(trainer: Trainer, host_params, step: int | None) -> dict:
     """The four paper metrics, boundary F and the majority baseline of ``host_params``."""
     split = trainer.config.data.eval_split
     result = trainer.evaluate(trainer.parallel.put_replicated(host_params), split)
-    return {"split": split, "step": step, "metrics": summary(result),
-            "boundary_f": round(100 * result["boundary_f"], 2),
-            "majority_baseline": summary(majority_baseline(np.asarray(result["confusion"])))}
+    return {"split": split, "step": step, **report(result)}

@@ -23,10 +23,14 @@ def ensure_writable(workdir: str) -> str:
     return path
 
 
-def write_json(path: str, payload) -> None:
-    """Write JSON atomically (a temporary file renamed into place)."""
+def write_text(path: str, text: str) -> None:
+    """Write text atomically (a temporary file renamed into place)."""
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
+        f.write(text)
     os.replace(tmp, path)
+
+
+def write_json(path: str, payload) -> None:
+    """Write JSON atomically (a temporary file renamed into place)."""
+    write_text(path, json.dumps(payload, indent=2) + "\n")

@@ -1,7 +1,6 @@
 """The experiment scripts' --quick modes end to end, and their analysis helpers."""
 
 import json
-import os
 
 import numpy as np
 import pytest

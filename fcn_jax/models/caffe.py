@@ -15,14 +15,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fcn_jax.models.decoders import TRANSPOSED_CONV_DECODERS
 from fcn_jax.models.fcn import FCN, FINAL_UPSAMPLING_NAMES
 from fcn_jax.ops import upsample as up
 
 BGR_MEAN = np.array([104.00699, 116.66877, 122.67892], np.float32)
 SKIP_CROP_OFFSETS = {"score_pool4": 5, "score_pool3": 9}
 OUTPUT_CROP_OFFSETS = {"fcn32s": 19, "fcn16s": 27, "fcn8s": 31}
-# Decoders that are the release's Deconvolution (transposed convolutions, kernel 2f, stride f).
-CAFFE_DECODERS = ("bilinear", "learned_bilinear", "learned_random")
 
 
 def caffe_input(images: jax.Array) -> jax.Array:
@@ -40,9 +39,9 @@ class CaffeFCN(FCN):
     """FCN-32s/16s/8s with the reference release's padding, crops and input convention."""
 
     def __init__(self, num_classes: int, *, decoder: str = "bilinear", **kwargs):
-        if decoder not in CAFFE_DECODERS:
+        if decoder not in TRANSPOSED_CONV_DECODERS:
             raise ValueError(f"model.caffe=True needs a transposed-convolution decoder "
-                             f"{CAFFE_DECODERS}, got model.decoder={decoder!r}")
+                             f"{TRANSPOSED_CONV_DECODERS}, got model.decoder={decoder!r}")
         super().__init__(num_classes, decoder=decoder, caffe_trunk=True, **kwargs)
 
     def __call__(self, images: jax.Array, *, dropout_keys: jax.Array | None = None) -> jax.Array:

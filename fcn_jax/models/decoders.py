@@ -31,6 +31,8 @@ from fcn_jax.ops import upsample as up
 
 DECODERS = ("bilinear", "learned_bilinear", "learned_random", "nearest", "bed_of_nails",
             "max_unpool")
+# The decoders that are transposed convolutions (kernel 2f, stride f): the paper's upsampling.
+TRANSPOSED_CONV_DECODERS = DECODERS[:3]
 
 
 class FixedKernel(nnx.Variable):
@@ -136,7 +138,7 @@ class SparseUnpoolUpsample(nnx.Module):
 def make_upsampler(decoder: str, channels: int, factor: int, *, stride: int,
                    rngs: nnx.Rngs) -> nnx.Module:
     """The upsampling layer for scores at ``stride`` upsampled ``factor`` times."""
-    if decoder in ("bilinear", "learned_bilinear", "learned_random"):
+    if decoder in TRANSPOSED_CONV_DECODERS:
         return TransposedConvUpsample(channels, factor, learnable=decoder != "bilinear",
                                       random_init=decoder == "learned_random", rngs=rngs)
     if decoder == "nearest":

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from fcn_jax.models.decoders import DECODERS, make_upsampler, pooling_switches
+from fcn_jax.models.decoders import make_upsampler, pooling_switches
 from fcn_jax.models.vgg import VGG16
 
 VARIANT_STRIDES = {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}
@@ -46,8 +46,6 @@ class FCN(nnx.Module):
         if variant not in VARIANT_STRIDES:
             raise ValueError(f"model.variant={variant!r}: expected one of "
                              f"{sorted(VARIANT_STRIDES)}")
-        if decoder not in DECODERS:
-            raise ValueError(f"model.decoder={decoder!r}: expected one of {DECODERS}")
         self.variant = variant
         self.decoder = decoder
         self.num_classes = num_classes
