@@ -16,7 +16,9 @@ XLA's buffer total (arguments + outputs + temporaries, less donated aliases) and
 minor page faults per step: glibc returns large freed blocks to the kernel, so a step that
 allocates them again pays for fresh zeroed pages (run the script under a different malloc
 configuration, e.g. MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
-MALLOC_ARENA_MAX=1, to see both sides without that cost). Needs the optional torch extra
+MALLOC_ARENA_MAX=1, to see both sides without that cost). ``--cpu-devices N`` runs JAX the
+way ``parallel.cpu_devices=N`` trains: the CPU split into N XLA devices, the batch sharded
+over them (PyTorch's threads are unchanged). Needs the optional torch extra
 (requirements-torch.txt).
 """
 
@@ -28,7 +30,6 @@ import resource
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import torch
@@ -37,6 +38,7 @@ from flax import nnx
 from benchmarks.torch_fcn import TorchFCN
 from fcn_jax import compiler, steps
 from fcn_jax.models.fcn import FCN
+from fcn_jax.parallel import DataParallel, start_cpu_devices
 
 NUM_CLASSES = 21
 PHASES = ("train", "infer", "predict")
@@ -52,6 +54,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=3, help="steps per round")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="torch intra-op threads (XLA uses every core)")
+    parser.add_argument("--cpu-devices", type=int, default=1,
+                        help="JAX: split the CPU into this many devices and shard the batch "
+                             "over them (parallel.cpu_devices)")
     return parser.parse_args()
 
 
@@ -89,27 +94,35 @@ def xla_buffer_bytes(compiled) -> int:
 
 
 def jax_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
-    """JAX: compiled train step and inference as blocking callables, plus compile facts."""
+    """JAX: compiled train step and inference as blocking callables, plus compile facts.
+
+    The train step is the trainer's (``DataParallel.wrap``: state replicated, batch sharded
+    over the devices); inference and prediction keep their outputs sharded like the batch.
+    """
     model = FCN(NUM_CLASSES, variant=args.variant, width=args.width, rngs=nnx.Rngs(0))
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)
     tx = optax.sgd(1e-3, momentum=0.9)
-    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params),
-             "rng": jax.random.PRNGKey(0)}
-    options = compiler.options()
-    train = jax.jit(functools.partial(
+    parallel = DataParallel("mesh", args.cpu_devices)
+    parallel.check_batch_size(args.batch, "--batch")
+    state = parallel.put_replicated({"step": np.zeros((), np.int32), "params": params,
+                                     "opt_state": tx.init(params),
+                                     "rng": jax.random.PRNGKey(0)})
+    train = parallel.wrap(functools.partial(
         steps.train_step, graphdef=graphdef, constants=constants, tx=tx,
-        num_classes=NUM_CLASSES, normalize_loss=True, class_weights=None, axis_name=None),
-        donate_argnums=0, compiler_options=options)
-    infer = jax.jit(lambda p, x: nnx.merge(graphdef, p, constants)(x),
-                    compiler_options=options)
+        num_classes=NUM_CLASSES, normalize_loss=True, class_weights=None), num_args=2,
+        donate=(0,))
+    sharded = {"in_shardings": (parallel.replicated, parallel.sharded),
+               "out_shardings": parallel.sharded,
+               "compiler_options": compiler.options(parallel.local_device_count)}
+    infer = jax.jit(lambda p, x: nnx.merge(graphdef, p, constants)(x), **sharded)
     predict = jax.jit(functools.partial(steps.predict, graphdef=graphdef, constants=constants),
-                      compiler_options=options)
-    batch = {"image": jnp.asarray(images), "label": jnp.asarray(labels)}
+                      **sharded)
+    batch = parallel.put_batch({"image": images, "label": labels})
     start = time.perf_counter()
     train_compiled = train.lower(state, batch).compile()
     compile_s = time.perf_counter() - start
-    infer_compiled = infer.lower(params, batch["image"]).compile()
-    predict_compiled = predict.lower(params, batch["image"]).compile()
+    infer_compiled = infer.lower(state["params"], batch["image"]).compile()
+    predict_compiled = predict.lower(state["params"], batch["image"]).compile()
     holder = [state]
 
     def train_once():
@@ -123,7 +136,7 @@ def jax_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
         jax.block_until_ready(predict_compiled(holder[0]["params"], batch["image"]))
 
     return {"train": train_once, "infer": infer_once, "predict": predict_once,
-            "compile_s": compile_s,
+            "compile_s": compile_s, "devices": parallel.num_devices,
             "train_bytes": xla_buffer_bytes(train_compiled),
             "infer_bytes": xla_buffer_bytes(infer_compiled)}
 
@@ -159,6 +172,8 @@ def torch_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
 
 def main():
     args = parse_args()
+    if not start_cpu_devices(args.cpu_devices):
+        print("JAX_NUM_CPU_DEVICES / XLA_FLAGS set the CPU device count; --cpu-devices ignored")
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.batch, args.size, args.size, 3)).astype(np.uint8)
     labels = rng.integers(0, NUM_CLASSES, (args.batch, args.size, args.size)).astype(np.uint8)
@@ -177,7 +192,8 @@ def main():
     ours = runners["JAX"]
     print(f"{args.variant}, width {args.width}, {args.size}x{args.size}, batch {args.batch}, "
           f"fp32 | {cpu_name()}, {os.cpu_count()} cores | "
-          f"jax {jax.__version__} (XLA CPU pool: {os.cpu_count()} threads), "
+          f"jax {jax.__version__} ({ours['devices']} {jax.default_backend().upper()} device(s), "
+          f"XLA CPU pool: {os.cpu_count()} threads), "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads, OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}) | malloc: {malloc_settings()} | "
           f"median of {args.rounds} alternating rounds x {args.steps} steps")

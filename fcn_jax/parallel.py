@@ -5,9 +5,14 @@
 ``mode="mesh"``: a 1-D ``Mesh`` over the devices with axis "data"; state replicated
 (``PartitionSpec()``), batch sharded on its first axis (``PartitionSpec("data")``).
 Multi-host: each process feeds its local slice of the global batch; see ``put_batch``.
+
+On a CPU host, ``start_cpu_devices`` splits the host into several XLA devices before JAX
+starts, so the same data parallelism runs one batch slice per core (see
+``compiler.options``: each device then runs its convolutions on its own core).
 """
 
 import functools
+import os
 
 import jax
 import numpy as np
@@ -17,6 +22,29 @@ from fcn_jax import compiler
 
 AXIS = "data"
 MODES = ("pmap", "mesh")
+CPU_DEVICE_ENV = ("JAX_NUM_CPU_DEVICES", "--xla_force_host_platform_device_count")
+
+
+def cpu_devices_set_by_environment(environ=os.environ) -> bool:
+    """Whether JAX_NUM_CPU_DEVICES or XLA_FLAGS' host device count already fix the count."""
+    return bool(environ.get(CPU_DEVICE_ENV[0])) or CPU_DEVICE_ENV[1] in environ.get(
+        "XLA_FLAGS", "")
+
+
+def start_cpu_devices(count: int) -> bool:
+    """Split the host CPU into ``count`` XLA devices (``parallel.cpu_devices``); call before
+    any JAX computation. Returns whether it did.
+
+    Only the CPU backend is affected (on a GPU or TPU host the mesh uses the accelerators).
+    The environment wins where it sets the count (the tests' fake devices, multi-process
+    launches): then nothing is changed.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"parallel.cpu_devices={count!r}: expected a device count >= 1")
+    if cpu_devices_set_by_environment():
+        return False
+    jax.config.update("jax_num_cpu_devices", count)
+    return True
 
 
 class DataParallel:
@@ -100,4 +128,9 @@ class DataParallel:
         shardings = tuple(self.sharded if i == 1 else self.replicated for i in range(num_args))
         return jax.jit(functools.partial(body, axis_name=None), in_shardings=shardings,
                        out_shardings=self.replicated, donate_argnums=donate,
-                       compiler_options=compiler.options())
+                       compiler_options=compiler.options(self.local_device_count))
+
+    @property
+    def local_device_count(self) -> int:
+        """Devices of this process taking part in the step."""
+        return sum(d.process_index == jax.process_index() for d in self.devices)

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from flax import nnx
 
 from fcn_jax import compiler, steps
@@ -14,10 +15,12 @@ from fcn_jax.models.fcn import FCN
 
 def test_options_apply_on_cpu():
     assert compiler.cpu_options_supported()  # the pinned jax knows them; a newer one may not
-    assert compiler.options() == compiler.CPU_OPTIONS
+    assert compiler.options() == compiler.options(1) == compiler.CPU_OPTIONS
+    assert compiler.options(2) == compiler.SHARDED_CPU_OPTIONS
 
 
-def test_train_step_update_is_the_same_with_and_without_options():
+@pytest.mark.parametrize("local_devices", [1, 2])
+def test_train_step_update_is_the_same_with_and_without_options(local_devices):
     model = FCN(3, variant="fcn8s", width=0.0625, fc_channels=16, rngs=nnx.Rngs(0))
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)
     tx = optax.sgd(0.1, momentum=0.9)
@@ -31,7 +34,7 @@ def test_train_step_update_is_the_same_with_and_without_options():
                              axis_name=None)
     (new, out), (want, want_out) = (
         jax.jit(body, compiler_options=options)(state, batch)
-        for options in (compiler.options(), None))
+        for options in (compiler.options(local_devices), None))
     np.testing.assert_allclose(out["loss"], want_out["loss"], rtol=1e-5)
     np.testing.assert_array_equal(out["confusion"], want_out["confusion"])
     for got, expected in zip(jax.tree.leaves(new["params"]), jax.tree.leaves(want["params"])):
