@@ -9,9 +9,12 @@ Both run in this process on the same inputs, fp32, SGD with momentum, mean pixel
 ignore label 255, with the same number of threads (XLA's CPU pool has one per core; torch is
 set to ``--threads``, default the core count). The two are timed in alternation, ``--rounds``
 times ``--steps`` steps each, so load from other processes hits both alike; the table gives
-medians over rounds. On a machine shared with other jobs, set OMP_WAIT_POLICY=PASSIVE:
-torch's OpenMP threads otherwise spin while waiting and lose most of their speed to the
-contention (XLA's pool is not affected alike). Also prints the JAX train step's compile time,
+medians over rounds. Each phase's timed steps in a round follow one untimed step of it, so
+the table gives each phase's steady state, as a loop of it runs: the first call after
+another phase is slower (measured after a train step: ~20 ms for JAX's inference, with no
+page faults; ~5 ms for PyTorch's). On a machine shared with other jobs, set
+OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads otherwise spin while waiting and lose most of
+their speed to the contention (XLA's pool is not affected alike). Also prints the JAX train step's compile time,
 XLA's buffer total (arguments + outputs + temporaries, less donated aliases) and each side's
 minor page faults per step: glibc returns large freed blocks to the kernel, so a step that
 allocates them again pays for fresh zeroed pages (run the script under a different malloc
@@ -127,7 +130,7 @@ def jax_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
 
     def train_once():
         holder[0], metrics = train_compiled(holder[0], batch)
-        jax.block_until_ready(metrics["loss"])
+        jax.block_until_ready((holder[0], metrics))  # the new state too, not only the loss
 
     def infer_once():
         jax.block_until_ready(infer_compiled(holder[0]["params"], batch["image"]))
@@ -182,10 +185,9 @@ def main():
                "PyTorch": torch_runners(args, images, labels)}
     times = {(lib, phase): [] for lib in runners for phase in PHASES}
     faults = {key: [] for key in times}
-    for lib, phase in times:  # warm-up: first calls allocate and tune
-        runners[lib][phase]()
     for _ in range(args.rounds):
         for lib, phase in times:
+            runners[lib][phase]()  # untimed: the first call after another phase is slower
             seconds, page_faults = seconds_per_call(runners[lib][phase], args.steps)
             times[lib, phase].append(seconds)
             faults[lib, phase].append(page_faults)
