@@ -14,12 +14,12 @@ the table gives each phase's steady state, as a loop of it runs: the first call 
 another phase is slower (measured after a train step: ~20 ms for JAX's inference, with no
 page faults; ~5 ms for PyTorch's). On a machine shared with other jobs, set
 OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads otherwise spin while waiting and lose most of
-their speed to the contention (XLA's pool is not affected alike). Also prints the JAX train step's compile time,
-XLA's buffer total (arguments + outputs + temporaries, less donated aliases) and each side's
-minor page faults per step: glibc returns large freed blocks to the kernel, so a step that
-allocates them again pays for fresh zeroed pages (run the script under a different malloc
-configuration, e.g. MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
-MALLOC_ARENA_MAX=1, to see both sides without that cost). ``--cpu-devices N`` runs JAX the
+their speed to the contention (XLA's pool is not affected alike). Also prints the JAX train
+step's compile time, XLA's buffer total per device (arguments + outputs + temporaries, less
+donated aliases) and each side's minor page faults per step: glibc returns large freed
+blocks to the kernel, so a step that allocates them again pays for fresh zeroed pages (run
+the script under a different malloc configuration, e.g. MALLOC_MMAP_MAX_=0
+MALLOC_TRIM_THRESHOLD_=68719476736 MALLOC_ARENA_MAX=1, to see both sides without that cost). ``--cpu-devices N`` runs JAX the
 way ``parallel.cpu_devices=N`` trains: the CPU split into N XLA devices, the batch sharded
 over them (PyTorch's threads are unchanged). Needs the optional torch extra
 (requirements-torch.txt).
@@ -41,7 +41,7 @@ from flax import nnx
 from benchmarks.torch_fcn import TorchFCN
 from fcn_jax import compiler, steps
 from fcn_jax.models.fcn import FCN
-from fcn_jax.parallel import DataParallel, start_cpu_devices
+from fcn_jax.parallel import DataParallel, cpu_devices_set_by_environment, start_cpu_devices
 
 NUM_CLASSES = 21
 PHASES = ("train", "infer", "predict")
@@ -105,7 +105,7 @@ def jax_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
     model = FCN(NUM_CLASSES, variant=args.variant, width=args.width, rngs=nnx.Rngs(0))
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)
     tx = optax.sgd(1e-3, momentum=0.9)
-    parallel = DataParallel("mesh", args.cpu_devices)
+    parallel = DataParallel("mesh", 0 if cpu_devices_set_by_environment() else args.cpu_devices)
     parallel.check_batch_size(args.batch, "--batch")
     state = parallel.put_replicated({"step": np.zeros((), np.int32), "params": params,
                                      "opt_state": tx.init(params),
@@ -175,8 +175,10 @@ def torch_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
 
 def main():
     args = parse_args()
-    if not start_cpu_devices(args.cpu_devices):
-        print("JAX_NUM_CPU_DEVICES / XLA_FLAGS set the CPU device count; --cpu-devices ignored")
+    if cpu_devices_set_by_environment():
+        print("JAX_NUM_CPU_DEVICES or XLA_FLAGS set the CPU device count: JAX uses all of "
+              "those devices, not --cpu-devices")
+    start_cpu_devices(args.cpu_devices)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.batch, args.size, args.size, 3)).astype(np.uint8)
     labels = rng.integers(0, NUM_CLASSES, (args.batch, args.size, args.size)).astype(np.uint8)
@@ -199,7 +201,7 @@ def main():
           f"torch {torch.__version__} ({torch.get_num_threads()} threads, OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}) | malloc: {malloc_settings()} | "
           f"median of {args.rounds} alternating rounds x {args.steps} steps")
-    print(f"JAX train step: compile {ours['compile_s']:.1f} s, XLA buffers "
+    print(f"JAX train step: compile {ours['compile_s']:.1f} s, XLA buffers per device "
           f"{ours['train_bytes'] / 2**20:.0f} MiB (inference {ours['infer_bytes'] / 2**20:.0f}"
           " MiB)\n")
     print("| phase | JAX img/s | PyTorch img/s | JAX / PyTorch | page faults per step, JAX "

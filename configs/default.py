@@ -82,6 +82,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.parallel.mode = "mesh"              # mesh (jit over a 1-D device mesh) | pmap
     c.parallel.num_devices = 0            # 0 = every local device
     c.parallel.cpu_devices = 1            # CPU backend: split the host into N devices
+                                          # (applied by fcn_jax.main, before JAX starts)
     return c
 
 

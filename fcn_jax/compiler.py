@@ -9,13 +9,14 @@ reductions to YNNPACK. Two of those choices cost more than they gain for the FCN
   while XLA's Eigen convolutions use both cores and are up to 1.7x faster).
 So YNNPACK is kept for matrix products only (fc6, fc7, the sub-pixel upsampling), where it
 is parallel; convolutions go to Eigen and elementwise work to XLA's own fused loops.
-A step sharded over several CPU devices (``parallel.start_cpu_devices``: one per core) is
-the exception: each device runs its program on its own thread, so one-threaded convolutions
-run side by side, and there YNNPACK's are the faster (measured on 2 cores, 2 devices: the
-112x112 32-channel convolution 5.7 -> 4.8 ms, 56x56 64-channel 4.7 -> 4.2 ms against Eigen's
-on one device). Only backend choices change; tests/test_compiler.py checks the train step's
-update is the same with and without. If the running XLA does not know the option, none is
-passed.
+A step sharded over several CPU devices (``parallel.start_cpu_devices``, e.g. one per core;
+``DataParallel.wrap`` in mesh mode passes the count) is the exception: each device runs its
+program on its own thread, so one-threaded convolutions run side by side, and there
+YNNPACK's are the faster (measured on 2 cores, 2 devices: the 112x112 32-channel
+convolution 5.7 -> 4.8 ms, 56x56 64-channel 4.7 -> 4.2 ms against Eigen's on one device).
+Only backend choices change; tests/test_compiler.py checks the train step's update is the
+same with and without. Where the running XLA does not know an option value, the one-device
+set or none is passed.
 """
 
 import functools
@@ -31,10 +32,11 @@ SHARDED_CPU_OPTIONS = {YNN_OPTION: f"{YNN_DOT},{YNN_CONVOLUTION}"}
 
 
 @functools.cache
-def cpu_options_supported() -> bool:
-    """Whether this XLA accepts ``SHARDED_CPU_OPTIONS`` (probed once with a tiny compile)."""
+def supported(ynn_fusion_types: str) -> bool:
+    """Whether this XLA accepts that YNNPACK option value (probed once with a tiny compile)."""
     try:
-        jax.jit(jnp.sin, compiler_options=SHARDED_CPU_OPTIONS).lower(jnp.zeros(2)).compile()
+        jax.jit(jnp.sin, compiler_options={YNN_OPTION: ynn_fusion_types}).lower(
+            jnp.zeros(2)).compile()
     except Exception:  # an unknown option or enum value is a compile-time error
         return False
     return True
@@ -42,7 +44,9 @@ def cpu_options_supported() -> bool:
 
 def options(local_devices: int = 1) -> dict | None:
     """``compiler_options`` for ``jax.jit`` on this backend (None: XLA's defaults), for a
-    function that runs on ``local_devices`` of this process at once."""
-    if jax.default_backend() == "cpu" and cpu_options_supported():
-        return dict(SHARDED_CPU_OPTIONS if local_devices > 1 else CPU_OPTIONS)
-    return None
+    function that runs on ``local_devices`` of this process at once. Falls back to the
+    one-device set, then to none, where this XLA does not know an option value."""
+    if jax.default_backend() != "cpu":
+        return None
+    candidates = (SHARDED_CPU_OPTIONS, CPU_OPTIONS) if local_devices > 1 else (CPU_OPTIONS,)
+    return next((dict(c) for c in candidates if supported(c[YNN_OPTION])), None)

@@ -7,11 +7,13 @@
 Multi-host: each process feeds its local slice of the global batch; see ``put_batch``.
 
 On a CPU host, ``start_cpu_devices`` splits the host into several XLA devices before JAX
-starts, so the same data parallelism runs one batch slice per core (see
-``compiler.options``: each device then runs its convolutions on its own core).
+starts, so the same data parallelism runs one batch slice per device (in mesh mode
+``compiler.options`` then gives each device one-threaded YNNPACK convolutions, which the
+devices run side by side).
 """
 
 import functools
+import operator
 import os
 
 import jax
@@ -22,29 +24,36 @@ from fcn_jax import compiler
 
 AXIS = "data"
 MODES = ("pmap", "mesh")
-CPU_DEVICE_ENV = ("JAX_NUM_CPU_DEVICES", "--xla_force_host_platform_device_count")
+CPU_DEVICE_COUNT_VARIABLE = "JAX_NUM_CPU_DEVICES"
+CPU_DEVICE_COUNT_XLA_FLAG = "--xla_force_host_platform_device_count"
 
 
 def cpu_devices_set_by_environment(environ=os.environ) -> bool:
-    """Whether JAX_NUM_CPU_DEVICES or XLA_FLAGS' host device count already fix the count."""
-    return bool(environ.get(CPU_DEVICE_ENV[0])) or CPU_DEVICE_ENV[1] in environ.get(
-        "XLA_FLAGS", "")
+    """Whether JAX_NUM_CPU_DEVICES or the host device count in XLA_FLAGS fix the count."""
+    return (bool(environ.get(CPU_DEVICE_COUNT_VARIABLE))
+            or CPU_DEVICE_COUNT_XLA_FLAG in environ.get("XLA_FLAGS", ""))
 
 
-def start_cpu_devices(count: int) -> bool:
-    """Split the host CPU into ``count`` XLA devices (``parallel.cpu_devices``); call before
-    any JAX computation. Returns whether it did.
+def is_count(value) -> bool:
+    """Whether ``value`` is an integer >= 1 (numpy integers too; not a bool)."""
+    try:
+        return not isinstance(value, bool) and operator.index(value) >= 1
+    except TypeError:
+        return False
+
+
+def start_cpu_devices(count: int) -> None:
+    """Split the host CPU into ``count`` XLA devices (``parallel.cpu_devices``, applied by
+    ``fcn_jax.main``); call before any JAX computation.
 
     Only the CPU backend is affected (on a GPU or TPU host the mesh uses the accelerators).
-    The environment wins where it sets the count (the tests' fake devices, multi-process
-    launches): then nothing is changed.
+    Where the environment variables set the count (JAX_NUM_CPU_DEVICES, or XLA_FLAGS as the
+    tests' fake devices do), they win and nothing is changed; 1 is JAX's own default.
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    if not is_count(count):
         raise ValueError(f"parallel.cpu_devices={count!r}: expected a device count >= 1")
-    if cpu_devices_set_by_environment():
-        return False
-    jax.config.update("jax_num_cpu_devices", count)
-    return True
+    if count > 1 and not cpu_devices_set_by_environment():
+        jax.config.update("jax_num_cpu_devices", operator.index(count))
 
 
 class DataParallel:

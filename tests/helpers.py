@@ -1,8 +1,18 @@
 """Small shared builders for tests: a tiny config and random segmentation batches."""
 
+import os
+
 import numpy as np
 
 from configs import default
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def environment_without_cpu_device_count() -> dict:
+    """This process's environment less the variables that fix JAX's CPU device count."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
 
 
 def tiny_config(variant: str = "fcn8s"):

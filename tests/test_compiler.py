@@ -14,9 +14,19 @@ from fcn_jax.models.fcn import FCN
 
 
 def test_options_apply_on_cpu():
-    assert compiler.cpu_options_supported()  # the pinned jax knows them; a newer one may not
+    # The pinned jax knows both sets; a newer one may not.
+    assert all(compiler.supported(o[compiler.YNN_OPTION])
+               for o in (compiler.CPU_OPTIONS, compiler.SHARDED_CPU_OPTIONS))
+    assert not compiler.supported("LIBRARY_FUSION_TYPE_NO_SUCH_THING")
     assert compiler.options() == compiler.options(1) == compiler.CPU_OPTIONS
     assert compiler.options(2) == compiler.SHARDED_CPU_OPTIONS
+
+
+def test_options_fall_back_where_xla_does_not_know_a_value(monkeypatch):
+    monkeypatch.setattr(compiler, "supported", lambda value: "CONVOLUTION" not in value)
+    assert compiler.options(2) == compiler.CPU_OPTIONS
+    monkeypatch.setattr(compiler, "supported", lambda value: False)
+    assert compiler.options(1) is None and compiler.options(2) is None
 
 
 @pytest.mark.parametrize("local_devices", [1, 2])

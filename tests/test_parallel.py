@@ -2,7 +2,6 @@
 the host CPU splits into the requested number of devices."""
 
 import functools
-import os
 import subprocess
 import sys
 
@@ -11,12 +10,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fcn_jax import models, optim, steps
+from fcn_jax import compiler, models, optim, steps
 from fcn_jax.parallel import DataParallel, cpu_devices_set_by_environment, start_cpu_devices
-from tests.helpers import random_batch, tiny_config
+from tests.helpers import ROOT, environment_without_cpu_device_count, random_batch, tiny_config
 
 NUM_CLASSES = 4
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_steps(mode: str, num_devices: int, num_steps: int = 3):
@@ -76,10 +74,15 @@ def test_indivisible_batch_is_a_clear_error(mode):
         DataParallel(mode).check_batch_size(6)
 
 
-@pytest.mark.parametrize("count", [0, -2, "2", 2.0, True])
+@pytest.mark.parametrize("count", [0, -2, "2", 2.0, True, None])
 def test_a_cpu_device_count_below_one_or_not_an_integer_is_refused(count):
     with pytest.raises(ValueError, match=r"parallel.cpu_devices=.*expected a device count >= 1"):
         start_cpu_devices(count)
+
+
+def test_a_numpy_integer_is_a_count():
+    start_cpu_devices(np.int64(2))  # the tests' XLA_FLAGS fix the count: nothing changes
+    assert jax.device_count() == 4
 
 
 def test_the_environment_can_fix_the_cpu_device_count():
@@ -90,21 +93,44 @@ def test_the_environment_can_fix_the_cpu_device_count():
         {"XLA_FLAGS": "--xla_cpu_use_thunk_runtime=true --xla_force_host_platform_device_count=4"})
 
 
-def devices_after_start(count: int, **environ) -> list[str]:
-    """[whether start_cpu_devices changed the count, the CPU device count] in a fresh process."""
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+def cpu_devices_after_start(count: int, **environ) -> int:
+    """The CPU device count a fresh process sees after start_cpu_devices(count)."""
     code = ("import jax; from fcn_jax.parallel import start_cpu_devices; "
-            f"print(start_cpu_devices({count}), len(jax.devices('cpu')))")
+            f"start_cpu_devices({count}); print(len(jax.devices('cpu')))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={**env, **environ})
+                          text=True, timeout=120,
+                          env={**environment_without_cpu_device_count(), **environ})
     assert proc.returncode == 0, proc.stderr
-    return proc.stdout.split()
+    return int(proc.stdout)
 
 
 def test_start_cpu_devices_splits_the_host_before_jax_starts():
-    assert devices_after_start(3) == ["True", "3"]
-    assert devices_after_start(1) == ["True", "1"]
+    assert cpu_devices_after_start(3) == 3
+    assert cpu_devices_after_start(1) == 1
 
 
 def test_start_cpu_devices_leaves_a_count_the_environment_set():
-    assert devices_after_start(3, JAX_NUM_CPU_DEVICES="2") == ["False", "2"]
+    assert cpu_devices_after_start(3, JAX_NUM_CPU_DEVICES="2") == 2
+
+
+def test_the_command_line_applies_parallel_cpu_devices(tmp_path):
+    """fcn_jax.main splits the CPU before training starts (training itself is stubbed out)."""
+    code = ("import sys, jax; from absl import app; from fcn_jax import main, train; "
+            "train.train_and_evaluate = lambda config, workdir: sys.exit("
+            "f'devices={jax.device_count()}'); "
+            "app.run(main.main, argv=sys.argv)")
+    proc = subprocess.run([sys.executable, "-c", code, "--config", "configs/default.py",
+                           "--workdir", str(tmp_path), "--config.parallel.cpu_devices=2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=environment_without_cpu_device_count())
+    assert "devices=2" in proc.stderr, proc.stderr
+
+
+def test_a_mesh_step_on_several_devices_gets_their_compiler_options(monkeypatch):
+    asked = []
+    monkeypatch.setattr(compiler, "options", lambda local_devices=1: asked.append(local_devices))
+    for devices in (1, 2, 4):
+        par = DataParallel("mesh", devices)
+        assert par.local_device_count == devices
+        par.wrap(lambda state, batch, axis_name: state, num_args=2)
+    assert asked == [1, 2, 4]
