@@ -3,9 +3,8 @@
 XLA on CPU expands the gradient of ``lax.reduce_window`` max pooling (select-and-scatter)
 into a reduce-window that tracks argmax indices plus a scatter, several times slower than the
 pooling itself. Here the four positions of every 2x2 window are four strided slices of the
-map (``window_taps``): the pooling is an elementwise maximum of them, which XLA fuses with the
-producer (bias + ReLU) into one vectorised pass (a reduction over reshaped window axes ran
-4-8x slower), and the gradient goes to the first maximum of each window in row-major order,
+map (``window_taps``): the pooling is an elementwise maximum of them, one vectorised loop
+fusion (a reduction over reshaped window axes ran 4-8x slower), and the gradient goes to the first maximum of each window in row-major order,
 exactly as select-and-scatter routes it.
 """
 
