@@ -16,7 +16,7 @@ import os
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from fcn_jax import metrics, train
+from fcn_jax import cli, metrics, train
 from fcn_jax.workdir import ensure_writable, write_json, write_text
 
 COLUMNS = dict(metrics.PAPER_METRICS)
@@ -24,6 +24,8 @@ COLUMNS = dict(metrics.PAPER_METRICS)
 
 def score_source(config, source: str) -> dict:
     """Metrics of a workdir's latest checkpoint or of a weight file."""
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"--source {source}: no such training workdir or weight file")
     if os.path.isdir(source):
         return train.evaluate_checkpoint(config, source)
     return train.evaluate_weights(config, source)
@@ -87,4 +89,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(cli.guarded(main))

@@ -8,11 +8,13 @@ initialisation, or the list of mismatches. ``--npz`` writes the file's arrays un
 ``--config.model.init_from=vgg16.npz``.
 """
 
+import os
+
 import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from fcn_jax import models, weights
+from fcn_jax import cli, models, weights
 
 FLAGS = flags.FLAGS
 
@@ -37,10 +39,11 @@ def main(argv):
     for key, value in report.items():
         print(f"{key}: {value if isinstance(value, str) else ', '.join(value) or '-'}")
     if FLAGS.npz:
+        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.npz)), exist_ok=True)
         np.savez(FLAGS.npz, **arrays)
         print(f"wrote {FLAGS.npz}")
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(cli.guarded(main))

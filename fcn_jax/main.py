@@ -3,7 +3,9 @@
 ``--mode train`` (default) trains and evaluates, resuming from the workdir's checkpoints;
 ``--mode eval`` scores the latest checkpoint. Override any config field with
 ``--config.a.b=value``; an unknown key is an error. ``--coordinator_address`` (with
-``--num_processes`` and ``--process_id``) joins a multi-process run.
+``--num_processes`` and ``--process_id``) joins a multi-process run. Bad input stops with
+one ``error:`` line (exit code 2); SIGTERM/SIGINT stops after saving a checkpoint (exit
+code 75); see fcn_jax/cli.py.
 """
 
 import json
@@ -11,7 +13,7 @@ import json
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from fcn_jax import distributed, parallel, train
+from fcn_jax import cli, distributed, parallel, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py:fcn8s.",
@@ -41,4 +43,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(cli.guarded(main))

@@ -61,26 +61,65 @@ TORCHVISION_VGG16 = torchvision_vgg16_names()
 TRUNK_LAYERS = frozenset(TORCHVISION_VGG16.values()) - {"fc8"}
 
 
+FORMATS = {".npz": "a numpy .npz archive of arrays (no pickled objects)",
+           ".safetensors": "a safetensors file",
+           ".pth": "a torch state dict", ".pt": "a torch state dict"}
+
+
 def read_arrays(path: str) -> dict[str, np.ndarray]:
-    """{name: float32 array} from a .npz, .safetensors or (with torch) .pth/.pt file."""
-    if path.endswith(".npz"):
-        with np.load(path) as archive:
-            arrays = dict(archive)
-    elif path.endswith(".safetensors"):
-        from safetensors.numpy import load_file
-        arrays = load_file(path)
-    elif path.endswith((".pth", ".pt")):
-        try:
-            import torch
-        except ImportError as error:
-            raise WeightsError(f"{path}: reading .pth files needs torch (pip install -r "
-                               "requirements-torch.txt); or convert it to .npz elsewhere with "
-                               "python -m fcn_jax.import_weights ... --npz OUT.npz") from error
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        arrays = {k: v.detach().float().numpy() for k, v in state.items()}
-    else:
+    """{name: float32 array} from a .npz, .safetensors or (with torch) .pth/.pt file.
+
+    A file that cannot be read as its extension says is a ``WeightsError`` naming the path
+    and the expected format. Pickled objects are never loaded.
+    """
+    extension = os.path.splitext(path)[1]
+    if extension not in FORMATS:
         raise WeightsError(f"{path}: expected a .npz, .safetensors, .pth or .pt file")
-    return {k: np.asarray(v, np.float32) for k, v in arrays.items()}
+    if not os.path.isfile(path):
+        raise WeightsError(f"{path}: no such file")
+    try:
+        arrays = read_format(path, extension)
+        return {k: np.asarray(v, np.float32) for k, v in arrays.items()}
+    except WeightsError:
+        raise
+    except Exception as error:  # numpy, zipfile, safetensors and torch each raise their own
+        reason = ("it holds pickled objects, which are never loaded"
+                  if "pickle" in str(error).lower() else
+                  f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}")
+        raise WeightsError(f"{path} cannot be read as {FORMATS[extension]} ({reason}); "
+                           "download or convert it again") from None
+
+
+def read_format(path: str, extension: str) -> dict:
+    """The raw arrays of a weight file, by its extension."""
+    if extension == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            return dict(archive)
+    if extension == ".safetensors":
+        from safetensors.numpy import load_file
+        return load_file(path)
+    try:
+        import torch
+    except ImportError as error:
+        raise WeightsError(f"{path}: reading .pth files needs torch (pip install -r "
+                           "requirements-torch.txt); or convert it to .npz elsewhere with "
+                           "python -m fcn_jax.import_weights ... --npz OUT.npz") from error
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v.detach().float().numpy() for k, v in state.items()}
+
+
+def check_known_names(arrays: dict, variables: dict, source: str) -> None:
+    """A file none of whose names belongs to a known layout is not weights for this model."""
+    layers = {k.rpartition(".")[0] for k in arrays}
+    known = ({k.rpartition(".")[0] for k in variables} | TRUNK_LAYERS
+             | {k.rpartition(".")[0] for k in DISCARDED})
+    if arrays and not layers & known:
+        names = ", ".join(sorted(arrays)[:5]) + (", ..." if len(arrays) > 5 else "")
+        raise WeightsError(
+            f"{source}: none of its {len(arrays)} arrays has a layer name this importer knows "
+            f"({names}); expected torchvision VGG16 names (features.N.weight, "
+            "classifier.N.weight) or the reference names (conv1_1.weight, ..., fc7.weight, "
+            "score_fr.weight)")
 
 
 def to_reference_names(arrays: dict) -> tuple[dict, str]:
@@ -187,8 +226,9 @@ def load_reference(model: nnx.Module, arrays: dict, *, convention: str = "auto",
     their initialisation. Otherwise every model variable must be in the file.
     """
     arrays, layout = to_reference_names(arrays)
-    convention = check_convention(layout, convention, model)
     variables = model_variables(model)
+    check_known_names(arrays, variables, source)
+    convention = check_convention(layout, convention, model)
     trunk_only = not any(k.startswith("score_") for k in arrays)
     expected = {k: v for k, v in variables.items()
                 if not trunk_only or k.split(".")[0] in TRUNK_LAYERS}

@@ -1,8 +1,10 @@
-"""The run directory: created and checked for writing before any work starts; JSON files
-written into it atomically."""
+"""The run directory: created and checked for writing before any work starts, locked by the
+one process that trains in it; JSON files written into it atomically."""
 
+import fcntl
 import json
 import os
+import socket
 import uuid
 
 
@@ -34,3 +36,43 @@ def write_text(path: str, text: str) -> None:
 def write_json(path: str, payload) -> None:
     """Write JSON atomically (a temporary file renamed into place)."""
     write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+class WorkdirInUse(RuntimeError):
+    """Another live process holds the workdir's lock."""
+
+
+LOCK_NAME = ".lock"
+
+
+class WorkdirLock:
+    """An exclusive lock on ``<workdir>/.lock`` for one training process.
+
+    ``fcntl.flock`` ties the lock to the open file, so the kernel releases it when its
+    process ends however it ends: the lock file a killed run leaves behind is taken over by
+    the next run, while a live holder makes a second run stop at once. The file records the
+    holder's pid and host, for the message.
+    """
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(os.path.abspath(workdir), LOCK_NAME)
+        self.fd = None
+
+    def __enter__(self) -> "WorkdirLock":
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise WorkdirInUse(
+                f"{os.path.dirname(self.path)} is in use by {holder} (lock file {self.path}); "
+                "wait for that run to end, or pass another --workdir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)  # releases the lock; the file stays (removing it would race)
+        self.fd = None

@@ -1,6 +1,7 @@
 """Datasets: TFDS builders read through ``tfds.data_source`` (no TensorFlow at runtime)."""
 
 import dataclasses
+import errno
 import os
 from collections.abc import Sequence
 
@@ -10,6 +11,7 @@ from fcn_jax.data import embedded, voc
 from fcn_jax.data.checked import CheckedSource
 
 BUILDERS = {"fcn_shapes": embedded.prepare, "voc_sbd": voc.prepare}
+BUILDER_CLASSES = {"fcn_shapes": embedded.FcnShapes, "voc_sbd": voc.VocSbd}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +50,19 @@ def build(config: ml_collections.ConfigDict) -> Dataset:
     name = config.data.name
     if name not in BUILDERS:
         raise ValueError(f"data.name={name!r}: expected one of {sorted(BUILDERS)}")
-    builder = BUILDERS[name](data_dir(config), config.data.builder_config)
+    configs = sorted(BUILDER_CLASSES[name].builder_configs)
+    if config.data.builder_config not in configs:
+        raise ValueError(f"data.builder_config={config.data.builder_config!r}: {name} has "
+                         f"{configs}")
+    directory = data_dir(config)
+    try:
+        builder = BUILDERS[name](directory, config.data.builder_config)
+    except OSError as error:
+        if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise PermissionError(f"cannot prepare {name} in {directory} ({type(error).__name__}: "
+                      f"{error.strerror or error}); set data.data_dir (or $TFDS_DATA_DIR) to a "
+                      "directory you can write to, or prepare the dataset there first") from error
     class_names = tuple(builder.info.metadata["class_names"])
     location = builder.data_dir
     splits = {split: CheckedSource(builder.as_data_source(split), dataset=name, split=split,
