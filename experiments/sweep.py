@@ -6,7 +6,9 @@
 Each trial trains in ``WORKDIR/<trial name>`` (its ``config.json`` is the resolved config,
 ``log.txt`` its output). A trial with ``results.json`` is finished and skipped; any other is
 (re)started and resumes from its checkpoints. A failing trial does not stop the others; the
-command exits non-zero if any failed. ``--emit-commands FILE`` writes one shell command per
+command exits non-zero if any failed. A rerun with other common overrides (or a trial whose
+overrides changed) is refused, naming them. SIGTERM/SIGINT is forwarded to the running
+trials, which save a checkpoint and stop; no new trial starts, and the command exits with 75. ``--emit-commands FILE`` writes one shell command per
 unfinished trial instead of running them (e.g. for a SLURM job array).
 """
 
@@ -14,11 +16,13 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
 
-from fcn_jax import sweeps
+from fcn_jax import config_checks, sweeps
+from fcn_jax.preemption import EXIT_PREEMPTED, SIGNALS
 from fcn_jax.workdir import write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,7 +61,9 @@ def prepare(args: argparse.Namespace) -> list[dict]:
     config_arg = os.path.abspath(path) + (f":{arg}" if arg is not None else "")
     base, trials = sweeps.load_sweep(args.config, args.sweep)
     for overrides in trials:
-        sweeps.apply_overrides(base.copy_and_resolve_references(), {**args.common, **overrides})
+        trial_config = base.copy_and_resolve_references()
+        sweeps.apply_overrides(trial_config, {**args.common, **overrides})
+        config_checks.validate(trial_config)
     workdir = os.path.abspath(args.workdir)
     manifest_path = os.path.join(workdir, "sweep.json")
     if os.path.exists(manifest_path):
@@ -66,6 +72,7 @@ def prepare(args: argparse.Namespace) -> list[dict]:
         if (old["config"], old["sweep"]) != (config_arg, args.sweep):
             raise SystemExit(f"{workdir} holds sweep {old['sweep']!r} of {old['config']}, not "
                              f"{args.sweep!r} of {config_arg}; choose another --workdir")
+        check_unchanged(workdir, old, args.common, sweeps.name_trials(trials))
     records = []
     for name, overrides in sweeps.name_trials(trials):
         trial_dir = os.path.join(workdir, name)
@@ -82,6 +89,27 @@ def prepare(args: argparse.Namespace) -> list[dict]:
         os.makedirs(record["workdir"], exist_ok=True)
         write_json(os.path.join(record["workdir"], "trial.json"), record)
     return records
+
+
+def as_json(value):
+    """``value`` as it reads back from JSON (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(value))
+
+
+def check_unchanged(workdir: str, old: dict, common: dict, named: list) -> None:
+    """Refuse a rerun whose overrides differ from those the workdir's trials ran with: its
+    finished trials would be skipped while their records claimed the new values."""
+    before, now = as_json(old["common_overrides"]), as_json(common)
+    changed = [f"--config.{k}: was {before.get(k, '(not set)')!r}, now {now.get(k, '(not set)')!r}"
+               for k in sorted(before.keys() | now.keys()) if before.get(k) != now.get(k)]
+    old_trials = {t["name"]: as_json(t["overrides"]) for t in old["trials"]}
+    changed += [f"trial {name}: was {old_trials[name]}, now {as_json(overrides)}"
+                for name, overrides in named
+                if name in old_trials and old_trials[name] != as_json(overrides)]
+    if changed:
+        raise ValueError(f"{workdir} holds trials run with other overrides ("
+                         + "; ".join(changed) + "): rerun with the same ones, or choose "
+                         "another --workdir")
 
 
 def is_finished(record: dict) -> bool:
@@ -136,6 +164,39 @@ def format_seconds(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
+class SignalForwarder:
+    """While entered, SIGTERM and SIGINT reach every running trial (each in its own session,
+    so a terminal's Ctrl-C reaches it only through here, once): a trial saves a checkpoint
+    and stops (exit code EXIT_PREEMPTED); a second signal stops it at once. No new trial
+    starts after a signal."""
+
+    def __init__(self, running: dict):
+        self.running = running
+        self.received: list[str] = []
+        self.previous: dict = {}
+
+    def handle(self, signum, _frame) -> None:
+        self.received.append(signal.Signals(signum).name)
+        for proc, *_ in self.running.values():
+            proc.send_signal(signum)
+
+    def __enter__(self) -> "SignalForwarder":
+        self.previous = {s: signal.signal(s, self.handle) for s in SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def trial_status(returncode: int, record: dict, log_name: str) -> str:
+    if returncode == 0 and is_finished(record):
+        return "finished"
+    if returncode == EXIT_PREEMPTED:
+        return "interrupted (checkpoint saved; run the same sweep command to resume)"
+    return f"failed (exit code {returncode}), see {log_name}"
+
+
 def run_trials(records: list[dict], parallel: int) -> dict:
     """Run the unfinished trials, ``parallel`` at a time; the status of every trial."""
     status = {r["name"]: "skipped (finished before)" for r in records if is_finished(r)}
@@ -144,28 +205,30 @@ def run_trials(records: list[dict], parallel: int) -> dict:
     done = len(status)
     failed = 0
     progress = Progress(len(records), parallel)
-    while queue or running:
-        while queue and len(running) < parallel:
-            record = queue.pop(0)
-            log = open(os.path.join(record["workdir"], "log.txt"), "a", encoding="utf-8")
-            proc = subprocess.Popen(record["command"], cwd=ROOT, stdout=log,
-                                    stderr=subprocess.STDOUT)
-            running[record["name"]] = (proc, log, time.monotonic(), record)
-        for name, (proc, log, start, record) in list(running.items()):
-            if proc.poll() is None:
-                continue
-            log.close()
-            del running[name]
-            if proc.returncode == 0 and is_finished(record):
-                done += 1
-                progress.durations.append(time.monotonic() - start)
-                status[name] = "finished"
-            else:
-                failed += 1
-                status[name] = f"failed (exit code {proc.returncode}), see {log.name}"
-        progress.show(done, len(running), failed)
-        time.sleep(POLL_SECONDS if running else 0)
+    with SignalForwarder(running) as signals:
+        while (queue and not signals.received) or running:
+            while queue and len(running) < parallel and not signals.received:
+                record = queue.pop(0)
+                log = open(os.path.join(record["workdir"], "log.txt"), "a", encoding="utf-8")
+                proc = subprocess.Popen(record["command"], cwd=ROOT, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+                running[record["name"]] = (proc, log, time.monotonic(), record)
+            for name, (proc, log, start, record) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                log.close()
+                del running[name]
+                status[name] = trial_status(proc.returncode, record, log.name)
+                if status[name] == "finished":
+                    done += 1
+                    progress.durations.append(time.monotonic() - start)
+                elif status[name].startswith("failed"):
+                    failed += 1
+            progress.show(done, len(running), failed)
+            time.sleep(POLL_SECONDS if running else 0)
     progress.close()
+    for record in queue:
+        status[record["name"]] = f"not started ({signals.received[0]} received)"
     return status
 
 
@@ -189,6 +252,9 @@ def main(argv: list[str]) -> int:
     if failures:
         print(f"{len(failures)} of {len(records)} trials failed", file=sys.stderr)
         return 1
+    if any(s.startswith(("interrupted", "not started")) for s in status.values()):
+        print("sweep stopped on a signal; run the same command to resume", file=sys.stderr)
+        return EXIT_PREEMPTED
     return 0
 
 

@@ -80,6 +80,15 @@ def quiet_orbax_errors() -> None:
             sys.unraisablehook, lambda info: (info.exc_type, info.exc_value))
 
 
+def flat_shapes(tree) -> dict[str, tuple]:
+    """{"a/b/c": shape} for every leaf of a pytree (or of orbax's tree metadata)."""
+    def name(path):
+        return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))))
+                        for k in path)
+    return {name(path): tuple(leaf.shape) if hasattr(leaf, "shape") else np.shape(leaf)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
 class Checkpointer:
     """Save and restore the training state pytree of one workdir."""
 

@@ -176,16 +176,35 @@ def test_a_full_disk_during_a_save_keeps_the_last_checkpoint_and_results(
     assert Checkpointer(workdir).latest_step() == 2
 
 
-def test_a_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data_dir, tmp_path):
+def test_a_diverging_loss_stops_and_keeps_only_confirmed_checkpoints(tiny_data_dir, tmp_path):
     config = small_config(tiny_data_dir, 8, checkpoint_every=1)
     config.optim.learning_rate = 1e12
     with pytest.raises(FloatingPointError, match=r"training loss is not finite at step (\d+); "
                                                  r"stopped without saving") as error:
         train.train_and_evaluate(config, str(tmp_path))
     bad_step = int(error.value.args[0].split("at step ")[1].split(";")[0])
-    assert Checkpointer(str(tmp_path)).latest_step() == bad_step - 1
-    assert f"last good checkpoint is step {bad_step - 1}" in str(error.value)
+    # The state after step bad - 1 gave the non-finite loss of step bad: not saved.
+    good = bad_step - 2 if bad_step > 2 else None
+    assert Checkpointer(str(tmp_path)).latest_step() == good
+    if good is None:
+        assert "No good checkpoint was written" in str(error.value)
+    else:
+        assert f"last good checkpoint is step {good}" in str(error.value)
     assert not os.path.exists(tmp_path / "results.json")
+
+
+def test_the_divergence_guard_never_saves_the_state_that_diverged(tiny_data_dir, tmp_path):
+    """The issue's case: the loss is finite at step 1, the update makes the parameters huge,
+    the loss of step 2 is not finite; following the advice resumes from a good state."""
+    config = small_config(tiny_data_dir, 8, checkpoint_every=1)
+    config.optim.learning_rate = 1e10
+    with pytest.raises(FloatingPointError, match=r"not finite at step 2; stopped without "
+                                                 r"saving. No good checkpoint was written"):
+        train.train_and_evaluate(config, str(tmp_path))
+    assert Checkpointer(str(tmp_path)).latest_step() is None
+    config.optim.learning_rate = 1e-3
+    result = train.train_and_evaluate(config, str(tmp_path))
+    assert result["step"] == 8
 
 
 def test_a_workdir_that_is_not_writable_fails_before_training(tiny_data_dir, tmp_path):

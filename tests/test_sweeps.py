@@ -174,7 +174,7 @@ def test_a_failing_trial_is_reported_and_the_others_finish(tiny_config_file, tmp
                       "--workdir", str(sweep_dir))
     assert proc.returncode == 1
     assert "1 of 2 trials failed" in proc.stderr
-    assert "seed=1,batch_size=3: failed (exit code 1)" in proc.stdout
+    assert "seed=1,batch_size=3: failed (exit code 2)" in proc.stdout
     assert (sweep_dir / "seed=0" / "results.json").exists()
     assert "batch" in (sweep_dir / "seed=1,batch_size=3" / "log.txt").read_text()
     proc = run_module("experiments.report", str(sweep_dir))
