@@ -71,6 +71,11 @@ class DataParallel:
             self.devices = local[:num_devices] if num_devices else local
             self.stacked = NamedSharding(Mesh(np.asarray(self.devices), (AXIS,)),
                                          PartitionSpec(AXIS))
+            # pmap's collectives span the devices it is given: with several processes that
+            # must be every process's share, or each process averages only its own gradients.
+            by_process = [[d for d in jax.devices() if d.process_index == p]
+                          for p in range(jax.process_count())]
+            self.pmap_devices = [d for devices in by_process for d in devices[:len(self.devices)]]
         else:
             every = jax.devices()
             if num_devices > len(every):
@@ -133,7 +138,7 @@ class DataParallel:
         """
         if self.mode == "pmap":
             return jax.pmap(functools.partial(body, axis_name=AXIS), axis_name=AXIS,
-                            devices=self.devices, donate_argnums=donate)
+                            devices=self.pmap_devices, donate_argnums=donate)
         shardings = tuple(self.sharded if i == 1 else self.replicated for i in range(num_args))
         return jax.jit(functools.partial(body, axis_name=None), in_shardings=shardings,
                        out_shardings=self.replicated, donate_argnums=donate,

@@ -26,6 +26,7 @@ one ``WeightsError``; nothing is skipped silently.
 """
 
 import os
+import zipfile
 
 import numpy as np
 from flax import nnx
@@ -83,9 +84,12 @@ def read_arrays(path: str) -> dict[str, np.ndarray]:
     except WeightsError:
         raise
     except Exception as error:  # numpy, zipfile, safetensors and torch each raise their own
-        reason = ("it holds pickled objects, which are never loaded"
-                  if "pickle" in str(error).lower() else
-                  f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}")
+        if extension == ".npz" and not zipfile.is_zipfile(path):
+            reason = "it is not a zip archive, which a .npz is"
+        elif "pickle" in str(error).lower():
+            reason = "it holds pickled objects, which are never loaded"
+        else:
+            reason = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
         raise WeightsError(f"{path} cannot be read as {FORMATS[extension]} ({reason}); "
                            "download or convert it again") from None
 

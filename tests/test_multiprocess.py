@@ -8,6 +8,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from fcn_jax import train
 from fcn_jax.checkpoint import Checkpointer
@@ -15,7 +16,6 @@ from fcn_jax.writer import read_metrics
 from tests.helpers import cli_flags, overridden_config, tiny_cli_overrides
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OVERRIDES = dict(tiny_cli_overrides(4), **{"parallel.mode": "mesh"})
 
 
 def free_port() -> int:
@@ -24,13 +24,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.parametrize("mode", ["mesh", "pmap"])
 def test_two_processes_with_two_devices_each_equal_one_process_with_four(tiny_data_dir,
-                                                                          tmp_path):
+                                                                          tmp_path, mode):
+    overrides = dict(tiny_cli_overrides(4), **{"parallel.mode": mode})
     single, multi = str(tmp_path / "single"), str(tmp_path / "multi")
-    config = overridden_config("fcn32s", tiny_data_dir, OVERRIDES)
+    config = overridden_config("fcn32s", tiny_data_dir, overrides)
     train.train_and_evaluate(config, single)  # this process: 4 fake CPU devices
 
-    flags = cli_flags("fcn32s", tiny_data_dir, multi, OVERRIDES) + [
+    flags = cli_flags("fcn32s", tiny_data_dir, multi, overrides) + [
         f"--coordinator_address=localhost:{free_port()}", "--num_processes=2"]
     env = dict(os.environ, JAX_PLATFORMS="cpu",
                XLA_FLAGS="--xla_force_host_platform_device_count=2")
