@@ -84,7 +84,7 @@ RULES = (
      and all(real(0)[0](s) for s in v), "a pair (pool4, pool3) of numbers >= 0"),
     ("loss.class_weights", non_negative_reals, "() or one number >= 0 per class"),
     ("optim.name", *one_of(("adam", "sgd"))),
-    ("optim.learning_rate", *real(0, low_open=True)),
+    ("optim.learning_rate", *real(0)),
     ("optim.momentum", *real(0, 1, high_open=True)),
     ("optim.b1", *real(0, 1, high_open=True)),
     ("optim.b2", *real(0, 1, high_open=True)),
