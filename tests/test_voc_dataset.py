@@ -5,6 +5,7 @@ import hashlib
 import os
 import pathlib
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -290,3 +291,13 @@ def test_without_either_val2011_list_the_error_names_both(tmp_path):
         voc.prepare(tmp_path / "tfds", manual_dir=manual)
     for name in voc_files.SEG11VALID_LISTS:
         assert str(manual / name) in str(error.value)
+
+
+def test_the_documented_preparation_command_answers_help():
+    """``python -m fcn_jax.data.voc`` imports the module twice (as fcn_jax.data.voc and as
+    __main__); the builder's name must not be registered twice."""
+    proc = subprocess.run([sys.executable, "-m", "fcn_jax.data.voc", "--help"],
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--manual_dir" in proc.stdout

@@ -31,7 +31,9 @@ def _png(label: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-class VocSbd(tfds.core.GeneratorBasedBuilder):
+# Run as ``python -m fcn_jax.data.voc``, this file is imported twice (fcn_jax.data imports it,
+# then it runs as __main__): only the imported copy registers the builder's name with tfds.
+class VocSbd(tfds.core.GeneratorBasedBuilder, skip_registration=__name__ == "__main__"):
     """PASCAL VOC 2012 segmentation and SBD, with the FCN paper's splits."""
 
     VERSION = tfds.core.Version("1.0.0")
