@@ -30,8 +30,8 @@ DISK_FULL_SIGNS = ("RESOURCE_EXHAUSTED", "No space left on device", "Disk quota 
 
 
 def first_line(error: BaseException, limit: int = 300) -> str:
-    """``Type: first line of the message``, cut to ``limit`` characters."""
-    text = (str(error).strip().splitlines() or [""])[0].split(" See full TensorStore")[0]
+    """``Type: message`` on one line, without tensorstore's spec dump, cut to ``limit``."""
+    text = " ".join(str(error).split()).split(" See full TensorStore")[0]
     text = f"{type(error).__name__}: {text}"
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
