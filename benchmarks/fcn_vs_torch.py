@@ -30,15 +30,14 @@ import functools
 import os
 import platform
 import resource
+import sys
 import time
 
 import jax
 import numpy as np
 import optax
-import torch
 from flax import nnx
 
-from benchmarks.torch_fcn import TorchFCN
 from fcn_jax import compiler, steps
 from fcn_jax.models.fcn import FCN
 from fcn_jax.parallel import DataParallel, cpu_devices_set_by_environment, start_cpu_devices
@@ -146,6 +145,8 @@ def jax_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
 
 def torch_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
     """PyTorch: train step and inference as blocking callables."""
+    torch = require_torch()
+    from benchmarks.torch_fcn import TorchFCN
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = TorchFCN(NUM_CLASSES, args.variant, args.width)
@@ -173,8 +174,19 @@ def torch_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
     return {"train": train_once, "infer": infer_once, "predict": predict_once}
 
 
+def require_torch():
+    """torch, or a one-line exit saying how to install it (--help works without it)."""
+    try:
+        import torch
+    except ImportError:
+        sys.exit("error: this benchmark compares against PyTorch, which is not installed: "
+                 ".venv/bin/pip install -r requirements-torch.txt (or make test-torch)")
+    return torch
+
+
 def main():
     args = parse_args()
+    torch = require_torch()
     if cpu_devices_set_by_environment():
         print("JAX_NUM_CPU_DEVICES or XLA_FLAGS set the CPU device count: JAX uses all of "
               "those devices, not --cpu-devices")

@@ -8,11 +8,17 @@ import pytest
 
 from tests.helpers import ROOT, environment_without_cpu_device_count
 
-pytest.importorskip("torch")
+
+def test_help_needs_no_torch():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.fcn_vs_torch", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--cpu-devices" in proc.stdout
 
 
 @pytest.mark.parametrize("cpu_devices", [1, 2])
 def test_the_benchmark_prints_every_phase_with_a_ratio(cpu_devices):
+    pytest.importorskip("torch")
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.fcn_vs_torch", "--width", "0.0625", "--size", "32",
          "--batch", "2", "--rounds", "1", "--steps", "1", "--cpu-devices", str(cpu_devices)],
