@@ -274,6 +274,8 @@ def train_loop(trainer: Trainer, state: dict, checkpointer: Checkpointer,
             progress.close()
             writer.close()
     return final, device_state
+
+
 def train_scalars(logged: list[dict], elapsed: float, learning_rate: float) -> dict:
     """Loss, pixel accuracy and mean IU over the logged steps, learning rate, speed."""
     train_metrics = metrics.segmentation_metrics(sum(m["confusion"] for m in logged))
