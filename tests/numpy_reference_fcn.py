@@ -48,8 +48,16 @@ def crop(x: np.ndarray, offset: int, height: int, width: int) -> np.ndarray:
     return x[:, offset:offset + height, offset:offset + width]
 
 
-def forward(sd: dict, data: np.ndarray, variant: str, skip_scales=(1.0, 1.0)) -> np.ndarray:
-    """Scores [B, H, W, classes] of a BGR mean-subtracted float input [B, H, W, 3]."""
+def forward(sd: dict, data: np.ndarray, variant: str, skip_scales=(1.0, 1.0),
+            caffe: bool = True) -> np.ndarray:
+    """Scores [B, H, W, classes] of a float input [B, H, W, 3].
+
+    ``caffe=True``: the release's net (voc-fcn*/net.py) on a BGR mean-subtracted input:
+    conv1_1 padded by 100, a VALID fc6, skips cropped at the release's offsets to the upsampled
+    scores. ``caffe=False``: fcn_jax's own layout on a normalised input: every convolution
+    "SAME" (3x3 padded by 1, fc6 by 3), each 2x upsampled score map cropped from offset 1 (the
+    stride-2 kernel's centre) to its skip's size, the final one from offset f/2 to the input's.
+    """
     def layer(name, x, pad=0):
         return conv(x, sd[f"{name}.weight"], sd[f"{name}.bias"], pad)
 
@@ -57,19 +65,24 @@ def forward(sd: dict, data: np.ndarray, variant: str, skip_scales=(1.0, 1.0)) ->
     x, pools = data.astype(np.float64), []
     for block, depth in enumerate(VGG16_DEPTHS, start=1):
         for i in range(1, depth + 1):
-            x = relu(layer(f"conv{block}_{i}", x, pad=100 if (block, i) == (1, 1) else 1))
+            x = relu(layer(f"conv{block}_{i}", x,
+                           pad=100 if caffe and (block, i) == (1, 1) else 1))
         x = max_pool_ceil(x)
         pools.append(x)
-    score = layer("score_fr", relu(layer("fc7", relu(layer("fc6", x)))))
+    score = layer("score_fr", relu(layer("fc7", relu(layer("fc6", x, pad=0 if caffe else 3)))))
     skips = {"fcn32s": (), "fcn16s": (("score_pool4", 3, 5),),
              "fcn8s": (("score_pool4", 3, 5), ("score_pool3", 2, 9))}[variant]
     ups = ("upscore2", "upscore_pool4")
     for (name, pool, offset), up, scale in zip(skips, ups, skip_scales):
         score = deconv(score, sd[f"{up}.weight"], 2)
         skip = layer(name, pools[pool] * scale)
-        score = score + crop(skip, offset, score.shape[1], score.shape[2])
+        if caffe:
+            score = score + crop(skip, offset, score.shape[1], score.shape[2])
+        else:
+            score = crop(score, 1, skip.shape[1], skip.shape[2]) + skip
     final, stride, offset = {"fcn32s": ("upscore", 32, 19), "fcn16s": ("upscore16", 16, 27),
                              "fcn8s": ("upscore8", 8, 31)}[variant]
+    offset = offset if caffe else stride // 2
     return crop(deconv(score, sd[f"{final}.weight"], stride), offset, *data.shape[1:3])
 
 

@@ -1,4 +1,5 @@
-"""Caffe-layout FCNs equal the reference release's nets given the same weights.
+"""Caffe-layout FCNs equal the reference release's nets given the same weights, and
+fcn_jax's own layout equals the same numpy forward pass with its padding and alignment.
 
 Two independent references: the release's forward pass in numpy (always runs) and as a torch
 module in the style of wkentaro/pytorch-fcn (skipped without torch). Weights go in through
@@ -13,6 +14,7 @@ from flax import nnx
 from fcn_jax import weights
 from fcn_jax.models import caffe
 from fcn_jax.models.caffe import CaffeFCN
+from fcn_jax.models.fcn import FCN, RGB_MEAN, RGB_STD
 from tests import numpy_reference_fcn as ref
 
 WIDTH, CHANNELS, FC, CLASSES = 0.0625, (4, 8, 16, 32, 32), 16, 3
@@ -114,3 +116,18 @@ def test_caffe_fcn_equals_torch_reference(net):
 def test_caffe_layout_needs_a_transposed_convolution_decoder():
     with pytest.raises(ValueError, match="model.caffe=True needs a transposed-convolution"):
         caffe_fcn("fcn32s", decoder="nearest")
+
+
+@pytest.mark.parametrize("variant", ["fcn32s", "fcn16s", "fcn8s"])
+@pytest.mark.parametrize("height, width", [(64, 96), (70, 45)])
+def test_fcn_equals_numpy_reference_with_live_skips(variant, height, width):
+    """fcn_jax's own layout (model.caffe=False): "SAME" convolutions and centre-aligned
+    upsampling, with random (non-zero) skip scores and random upsampling kernels, so every
+    skip's alignment counts."""
+    sd = ref.random_state_dict(variant, 3, CHANNELS, FC, CLASSES)
+    model = FCN(CLASSES, variant=variant, width=WIDTH, fc_channels=FC,
+                decoder="learned_bilinear", rngs=nnx.Rngs(0))
+    weights.load_reference(model, sd, convention="torchvision")
+    rgb = images(4, height, width)
+    want = ref.forward(sd, (rgb - RGB_MEAN) / RGB_STD, variant, caffe=False)
+    assert_close(np.asarray(model(jnp.asarray(rgb))), want)
