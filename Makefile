@@ -8,7 +8,7 @@ export TFDS_DATA_DIR ?= $(CURDIR)/workdirs/tensorflow_datasets
 
 EXPERIMENTS ?= workdirs/experiments
 
-.PHONY: run test test-torch experiments experiments-quick install install-test clean
+.PHONY: run test mutation experiments experiments-quick install install-test clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt requirements-torch.txt
 	$(PY) -m pip install --quiet -r requirements-test.txt
 	touch $@
 
@@ -32,10 +32,11 @@ run: install
 test: install-test
 	$(PY) -m pytest -q -n 2 tests
 
-## make test-torch: also install the optional torch extra, so torch reference tests run too.
-test-torch: install-test
-	$(PY) -m pip install --quiet -r requirements-torch.txt
-	$(PY) -m pytest -q -n 2 tests
+## make mutation: mutation testing of the core modules against their tests (not in CI; see
+## docs/testing.md). MODULES=fcn_jax/losses.py picks modules of mutation/targets.toml.
+mutation: install-test
+	$(PY) -m pip install --quiet -r requirements-mutation.txt
+	$(PY) mutation/run.py $(MODULES)
 
 ## make experiments: install, then the full experiment set (pretraining, sliding window,
 ## decoders, skip ablation) into $(EXPERIMENTS), and copy the results the README shows into

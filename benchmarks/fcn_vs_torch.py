@@ -180,7 +180,7 @@ def require_torch():
         import torch
     except ImportError:
         sys.exit("error: this benchmark compares against PyTorch, which is not installed: "
-                 ".venv/bin/pip install -r requirements-torch.txt (or make test-torch)")
+                 ".venv/bin/pip install -r requirements-torch.txt")
     return torch
 
 

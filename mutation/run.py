@@ -1,0 +1,96 @@
+"""Mutation check (not in CI): cosmic-ray mutates one module at a time and runs the tests that
+cover it; a mutant that no test kills is a change to the code that the tests cannot see.
+
+    make mutation                      # every module of mutation/targets.toml
+    make mutation MODULES=fcn_jax/losses.py
+
+Cosmic-ray edits the module on disk while a mutant runs, so this works on a copy of the
+repository under WORKDIR (default workdirs/mutation): the checkout is never touched. Per
+module it writes WORKDIR/<module>.sqlite (cosmic-ray's session; `cr-report` lists survivors)
+and prints one line: killed / total and the score; WORKDIR/scores.json collects them.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = """[cosmic-ray]
+module-path = "{module}"
+timeout = {timeout}
+excluded-modules = []
+test-command = "{python} -m pytest -x -q -p no:cacheprovider {tests}"
+
+[cosmic-ray.distributor]
+name = "local"
+"""
+
+
+def targets(selected: list[str]) -> dict:
+    with open(os.path.join(ROOT, "mutation", "targets.toml"), "rb") as f:
+        table = tomllib.load(f)["targets"]
+    unknown = sorted(set(selected) - table.keys())
+    if unknown:
+        sys.exit(f"error: {unknown} not in mutation/targets.toml; choose from {sorted(table)}")
+    return {m: table[m] for m in selected} if selected else table
+
+
+def copy_repository(workdir: str) -> str:
+    """A fresh copy of the tracked files (cosmic-ray mutates files in place)."""
+    copy = os.path.join(workdir, "repo")
+    shutil.rmtree(copy, ignore_errors=True)
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    for name in files:
+        os.makedirs(os.path.dirname(os.path.join(copy, name)), exist_ok=True)
+        shutil.copy2(os.path.join(ROOT, name), os.path.join(copy, name))
+    return copy
+
+
+def score(module: str, tests: list[str], copy: str, workdir: str, timeout: float) -> dict:
+    name = module.replace("/", ".")
+    config, session = (os.path.join(workdir, f"{name}.{ext}") for ext in ("toml", "sqlite"))
+    with open(config, "w", encoding="utf-8") as f:
+        f.write(CONFIG.format(module=module, timeout=timeout, python=sys.executable,
+                              tests=" ".join(tests)))
+    if os.path.exists(session):
+        os.remove(session)
+    cosmic = os.path.join(os.path.dirname(sys.executable), "cosmic-ray")
+    for step in ("init", "exec"):
+        subprocess.run([cosmic, step, config, session], cwd=copy, check=True)
+    dump = subprocess.run([cosmic, "dump", session], cwd=copy, capture_output=True, text=True,
+                          check=True).stdout
+    outcomes = [json.loads(line)[1] for line in dump.splitlines() if line.strip()]
+    total = len(outcomes)
+    killed = sum(1 for o in outcomes if o and o.get("test_outcome") == "killed")
+    return {"mutants": total, "killed": killed,
+            "score": round(100 * killed / total, 1) if total else None}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="default: every module of targets.toml")
+    parser.add_argument("--workdir", default=os.path.join(ROOT, "workdirs", "mutation"))
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds per mutant's test run (a hang counts as killed)")
+    args = parser.parse_args(argv)
+    chosen = targets(args.modules)
+    os.makedirs(args.workdir, exist_ok=True)
+    copy = copy_repository(args.workdir)
+    path = os.path.join(args.workdir, "scores.json")
+    scores = json.load(open(path, encoding="utf-8")) if os.path.exists(path) else {}
+    for module, tests in chosen.items():
+        scores[module] = score(module, tests, copy, args.workdir, args.timeout)
+        s = scores[module]
+        print(f"{module}: {s['killed']} / {s['mutants']} mutants killed ({s['score']}%)",
+              flush=True)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(scores, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
