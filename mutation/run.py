@@ -62,13 +62,32 @@ def score(module: str, tests: list[str], copy: str, workdir: str, timeout: float
     cosmic = os.path.join(os.path.dirname(sys.executable), "cosmic-ray")
     for step in ("init", "exec"):
         subprocess.run([cosmic, step, config, session], cwd=copy, check=True)
-    dump = subprocess.run([cosmic, "dump", session], cwd=copy, capture_output=True, text=True,
+    return tally(session)
+
+
+def tally(session: str) -> dict:
+    """Killed / valid mutants of a session; a mutant that is not valid Python (e.g. ``*`` of
+    a keyword-only signature turned into ``+``) is counted apart, neither killed nor survived.
+    The survivors are listed as (line, operator)."""
+    cosmic = os.path.join(os.path.dirname(sys.executable), "cosmic-ray")
+    dump = subprocess.run([cosmic, "dump", session], capture_output=True, text=True,
                           check=True).stdout
-    outcomes = [json.loads(line)[1] for line in dump.splitlines() if line.strip()]
-    total = len(outcomes)
-    killed = sum(1 for o in outcomes if o and o.get("test_outcome") == "killed")
-    return {"mutants": total, "killed": killed,
-            "score": round(100 * killed / total, 1) if total else None}
+    counts, survivors = {"killed": 0, "survived": 0, "invalid": 0, "pending": 0}, []
+    for line in filter(str.strip, dump.splitlines()):
+        item, result = json.loads(line)
+        if not result:
+            counts["pending"] += 1
+        elif "SyntaxError" in (result.get("output") or ""):
+            counts["invalid"] += 1
+        elif result.get("test_outcome") == "killed":
+            counts["killed"] += 1
+        else:
+            counts["survived"] += 1
+            mutation = item["mutations"][0]
+            survivors.append((mutation["start_pos"][0], mutation["operator_name"]))
+    valid = counts["killed"] + counts["survived"]
+    return {**counts, "score": round(100 * counts["killed"] / valid, 1) if valid else None,
+            "survivors": sorted(survivors)}
 
 
 def main(argv=None) -> None:
@@ -86,8 +105,8 @@ def main(argv=None) -> None:
     for module, tests in chosen.items():
         scores[module] = score(module, tests, copy, args.workdir, args.timeout)
         s = scores[module]
-        print(f"{module}: {s['killed']} / {s['mutants']} mutants killed ({s['score']}%)",
-              flush=True)
+        print(f"{module}: {s['killed']} of {s['killed'] + s['survived']} valid mutants killed "
+              f"({s['score']}%; {s['invalid']} not valid Python)", flush=True)
         with open(path, "w", encoding="utf-8") as f:
             json.dump(scores, f, indent=2)
 

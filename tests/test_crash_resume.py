@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -23,24 +22,36 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS = 8
 OVERRIDES = tiny_cli_overrides(NUM_STEPS)
 
-# Run the CLI, but SIGKILL the process when orbax is about to rename the finished temporary
-# directory of checkpoint $KILL_AT_SAVE into place: the kill lands in the middle of a save.
-# Before the kill, the hook records the temporary directory it is about to rename, so the
-# test knows the kill came mid-save without timing or directory listings.
-KILLED_MID_SAVE = """
+# Run the CLI with a fault injected at an exact point, so no test races the run:
+# - KILL_AT_SAVE=N: SIGKILL the process when orbax is about to rename the finished temporary
+#   directory of checkpoint N into place (the kill lands in the middle of a save); the hook first
+#   records the temporary directory it is about to rename in $KILL_MARKER;
+# - SIGNAL_AFTER_LOG=STEP:NAME: send signal NAME to the process once the metrics record of
+#   STEP is written (SIGKILL: killed between checkpoints; SIGTERM: a stop request).
+FAULTY_RUN = """
 import os, signal, sys
 from orbax.checkpoint._src.path import atomicity
-rename = atomicity.AtomicRenameTemporaryPath.finalize
-async def finalize(self, *args, **kwargs):
-    if self.get_final().name == os.environ["KILL_AT_SAVE"]:
-        with open(os.environ["KILL_MARKER"], "w") as marker:
-            marker.write(str(self.get()))
-        os.kill(os.getpid(), signal.SIGKILL)
-    return await rename(self, *args, **kwargs)
-atomicity.AtomicRenameTemporaryPath.finalize = finalize
+from fcn_jax import writer
+if "KILL_AT_SAVE" in os.environ:
+    rename = atomicity.AtomicRenameTemporaryPath.finalize
+    async def finalize(self, *args, **kwargs):
+        if self.get_final().name == os.environ["KILL_AT_SAVE"]:
+            with open(os.environ["KILL_MARKER"], "w") as marker:
+                marker.write(str(self.get()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return await rename(self, *args, **kwargs)
+    atomicity.AtomicRenameTemporaryPath.finalize = finalize
+if "SIGNAL_AFTER_LOG" in os.environ:
+    at_step, name = os.environ["SIGNAL_AFTER_LOG"].split(":")
+    write = writer.MetricWriter.write
+    def write_then_signal(self, step, split, scalars):
+        write(self, step, split, scalars)
+        if step == int(at_step) and split == "train":
+            os.kill(os.getpid(), getattr(signal, name))
+    writer.MetricWriter.write = write_then_signal
 from absl import app
-from fcn_jax import main
-app.run(main.main, argv=[sys.argv[0], *sys.argv[1:]])
+from fcn_jax import cli, main
+app.run(cli.guarded(main.main), argv=[sys.argv[0], *sys.argv[1:]])
 """
 
 
@@ -48,38 +59,27 @@ def config(data_dir):
     return overridden_config("fcn32s", data_dir, OVERRIDES)
 
 
-def command(data_dir, workdir, kill_at_save=None):
+def command(data_dir, workdir, kill_at_save=None, signal_after_log=None):
     flags = cli_flags("fcn32s", data_dir, workdir, OVERRIDES)
-    if kill_at_save is None:
+    env = {}
+    if kill_at_save is not None:
+        env = {"KILL_AT_SAVE": str(kill_at_save),
+               "KILL_MARKER": os.path.join(workdir, f"killed-at-save-{kill_at_save}")}
+    if signal_after_log is not None:
+        env["SIGNAL_AFTER_LOG"] = signal_after_log
+    if not env:
         return [sys.executable, "-m", "fcn_jax.main", *flags], {}
-    marker = os.path.join(workdir, f"killed-at-save-{kill_at_save}")
-    return [sys.executable, "-c", KILLED_MID_SAVE, *flags], {"KILL_AT_SAVE": str(kill_at_save),
-                                                             "KILL_MARKER": marker}
+    return [sys.executable, "-c", FAULTY_RUN, *flags], env
 
 
-def run(data_dir, workdir, kill_at_save=None):
-    """Run to the end (or to the self-inflicted SIGKILL); return the exit status."""
-    args, env = command(data_dir, workdir, kill_at_save)
+def run(data_dir, workdir, kill_at_save=None, signal_after_log=None):
+    """Run to the end (or to the injected fault); return the process."""
+    args, env = command(data_dir, workdir, kill_at_save, signal_after_log)
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, **env))
-    if kill_at_save is None:
+    if not env:
         assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.returncode
-
-
-def run_and_kill_after_logs(data_dir, workdir, num_lines):
-    """Start a run and SIGKILL it once metrics.jsonl holds ``num_lines`` records."""
-    args, _ = command(data_dir, workdir)
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    path = os.path.join(workdir, "metrics.jsonl")
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if os.path.exists(path) and len(read_metrics(workdir)) >= num_lines:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it was killed"
+    return proc
 
 
 def assert_same_run(data_dir, reference, workdir):
@@ -109,9 +109,11 @@ def reference(tiny_data_dir, tmp_path_factory):
 def test_killed_between_checkpoints_then_mid_save_resumes_exactly(tiny_data_dir, reference,
                                                                   tmp_path):
     workdir = str(tmp_path)
-    run_and_kill_after_logs(tiny_data_dir, workdir, num_lines=3)
-    assert Checkpointer(workdir).latest_step() in (None, 2, 4)
-    assert run(tiny_data_dir, workdir, kill_at_save=6) == -signal.SIGKILL
+    killed = run(tiny_data_dir, workdir, signal_after_log="3:SIGKILL")
+    assert killed.returncode == -signal.SIGKILL
+    assert [r["step"] for r in read_metrics(workdir)] == [1, 2, 3]
+    assert Checkpointer(workdir).latest_step() in (None, 2)  # 2 is saved once 3's loss is in
+    assert run(tiny_data_dir, workdir, kill_at_save=6).returncode == -signal.SIGKILL
     assert Checkpointer(workdir).latest_step() == 4
     assert "6.orbax-checkpoint-tmp" in (tmp_path / "killed-at-save-6").read_text()
     run(tiny_data_dir, workdir)
@@ -122,7 +124,7 @@ def test_killed_between_checkpoints_then_mid_save_resumes_exactly(tiny_data_dir,
 def test_killed_while_writing_the_first_checkpoint_starts_over_exactly(tiny_data_dir, reference,
                                                                        tmp_path):
     workdir = str(tmp_path)
-    assert run(tiny_data_dir, workdir, kill_at_save=2) == -signal.SIGKILL
+    assert run(tiny_data_dir, workdir, kill_at_save=2).returncode == -signal.SIGKILL
     assert Checkpointer(workdir).latest_step() is None
     assert [r["step"] for r in read_metrics(workdir)][:2] == [1, 2]  # the save is async
     run(tiny_data_dir, workdir)
@@ -132,19 +134,11 @@ def test_killed_while_writing_the_first_checkpoint_starts_over_exactly(tiny_data
 def test_sigterm_saves_a_checkpoint_and_the_rerun_equals_an_uninterrupted_run(
         tiny_data_dir, reference, tmp_path):
     workdir = str(tmp_path)
-    args, _ = command(tiny_data_dir, workdir)
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.monotonic() + 300
-    while proc.poll() is None and time.monotonic() < deadline:
-        if os.path.exists(os.path.join(workdir, "metrics.jsonl")) and read_metrics(workdir):
-            proc.send_signal(signal.SIGTERM)  # after step 1 is logged: mid-run
-            break
-        time.sleep(0.01)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == EXIT_PREEMPTED, err[-3000:]
-    saved = int(err.split("checkpoint ")[-1].split(" is saved")[0])
-    assert f"stopped by SIGTERM after step {saved}" in err and "Traceback" not in err
-    assert 1 <= saved < NUM_STEPS and Checkpointer(workdir).latest_step() == saved
+    stopped = run(tiny_data_dir, workdir, signal_after_log="3:SIGTERM")
+    assert stopped.returncode == EXIT_PREEMPTED, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.stderr
+    assert (f"stopped by SIGTERM after step 3; checkpoint 3 is saved in {workdir}/checkpoints"
+            in stopped.stderr)
+    assert Checkpointer(workdir).latest_step() == 3
     run(tiny_data_dir, workdir)
     assert_same_run(tiny_data_dir, reference, workdir)

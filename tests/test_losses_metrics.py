@@ -76,6 +76,22 @@ def test_ignored_pixels_do_not_change_the_loss(data):
     np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
+@pytest.mark.parametrize("out_of_range", [NUM_CLASSES, NUM_CLASSES + 1, 254])
+def test_labels_outside_the_classes_are_ignored_like_255(data, out_of_range):
+    """A label value in [num_classes, 255) is no class: it weighs nothing, as 255 does."""
+    logits, labels = data
+    marked = labels.copy()
+    marked[0, 0, :3] = out_of_range
+    ignored = labels.copy()
+    ignored[0, 0, :3] = 255
+    for normalize in (True, False):
+        a = losses.pixel_cross_entropy(jnp.asarray(logits), jnp.asarray(marked),
+                                       normalize=normalize)
+        b = losses.pixel_cross_entropy(jnp.asarray(logits), jnp.asarray(ignored),
+                                       normalize=normalize)
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
 def test_all_ignored_batch_has_zero_loss():
     labels = jnp.full((1, 4, 4), 255, jnp.uint8)
     assert float(losses.pixel_cross_entropy(jnp.ones((1, 4, 4, 3)), labels)) == 0.0
