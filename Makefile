@@ -35,7 +35,6 @@ test: install-test
 ## make mutation: mutation testing of the core modules against their tests (not in CI; see
 ## docs/testing.md). MODULES=fcn_jax/losses.py picks modules of mutation/targets.toml.
 mutation: install-test
-	$(PY) -m pip install --quiet -r requirements-mutation.txt
 	$(PY) mutation/run.py $(MODULES)
 
 ## make experiments: install, then the full experiment set (pretraining, sliding window,

@@ -30,12 +30,12 @@ name = "local"
 """
 
 
-def targets(selected: list[str]) -> dict:
-    with open(os.path.join(ROOT, "mutation", "targets.toml"), "rb") as f:
+def targets(path: str, selected: list[str]) -> dict:
+    with open(path, "rb") as f:
         table = tomllib.load(f)["targets"]
     unknown = sorted(set(selected) - table.keys())
     if unknown:
-        sys.exit(f"error: {unknown} not in mutation/targets.toml; choose from {sorted(table)}")
+        sys.exit(f"error: {unknown} not in {path}; choose from {sorted(table)}")
     return {m: table[m] for m in selected} if selected else table
 
 
@@ -94,10 +94,12 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="default: every module of targets.toml")
     parser.add_argument("--workdir", default=os.path.join(ROOT, "workdirs", "mutation"))
+    parser.add_argument("--targets", default=os.path.join(ROOT, "mutation", "targets.toml"),
+                        help="TOML file: [targets] module = [test files]")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds per mutant's test run (a hang counts as killed)")
     args = parser.parse_args(argv)
-    chosen = targets(args.modules)
+    chosen = targets(args.targets, args.modules)
     os.makedirs(args.workdir, exist_ok=True)
     copy = copy_repository(args.workdir)
     path = os.path.join(args.workdir, "scores.json")

@@ -1,0 +1,28 @@
+"""`make mutation`'s script end to end on the smallest module: cosmic-ray mutates a copy of
+the repository, runs the module's tests against each mutant and tallies the outcome."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT
+
+pytest.importorskip("cosmic_ray")
+
+
+def test_every_mutant_of_the_cli_wrapper_is_killed_by_its_tests(tmp_path):
+    targets = tmp_path / "targets.toml"
+    targets.write_text('[targets]\n"fcn_jax/cli.py" = ["tests/test_cli.py"]\n')
+    proc = subprocess.run([sys.executable, "mutation/run.py", "--targets", str(targets),
+                           "--workdir", str(tmp_path / "work")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scores = json.loads((tmp_path / "work" / "scores.json").read_text())["fcn_jax/cli.py"]
+    assert scores["killed"] + scores["survived"] >= 5 and scores["pending"] == 0
+    assert scores["survived"] == 0, scores["survivors"]
+    assert f"fcn_jax/cli.py: {scores['killed']} of {scores['killed']} valid mutants killed" in (
+        proc.stdout)
+    with open(f"{ROOT}/fcn_jax/cli.py", encoding="utf-8") as original:  # mutants were undone
+        assert (tmp_path / "work" / "repo" / "fcn_jax" / "cli.py").read_text() == original.read()
