@@ -47,16 +47,21 @@ def test_bed_of_nails_keeps_one_corner():
     np.testing.assert_array_equal(out, want)
 
 
-def test_max_pool_indices_and_unpool_match_loops():
-    x = random_map(1)
+# A width that is not a power of two (row * W + col differs from row * W | col) and batch and
+# channel counts whose difference is not -1 (a reshape to n - c would pass): two mutation
+# survivors of the first shape alone.
+@pytest.mark.parametrize("shape", [(2, 6, 8, 3), (3, 6, 10, 2)])
+def test_max_pool_indices_and_unpool_match_loops(shape):
+    x = random_map(1, shape)
+    _, height, width, _ = shape
     values, indices = unpool.max_pool_with_indices(jnp.asarray(x))
     want_values, want_indices = numpy_max_pool_with_indices(x)
     np.testing.assert_array_equal(values, want_values)
     np.testing.assert_array_equal(indices, want_indices)
-    out = np.asarray(unpool.max_unpool(values, indices, 6, 8))
+    out = np.asarray(unpool.max_unpool(values, indices, height, width))
     want = np.zeros_like(x)
     for b, i, j, k in np.ndindex(*want_values.shape):
-        r, s = divmod(int(want_indices[b, i, j, k]), 8)
+        r, s = divmod(int(want_indices[b, i, j, k]), width)
         want[b, r, s, k] = want_values[b, i, j, k]
     np.testing.assert_array_equal(out, want)
 
