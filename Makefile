@@ -7,6 +7,7 @@ CONFIG ?= configs/default.py
 export TFDS_DATA_DIR ?= $(CURDIR)/workdirs/tensorflow_datasets
 
 EXPERIMENTS ?= workdirs/experiments
+MUTATION_WORKDIR ?= workdirs/mutation
 
 .PHONY: run test mutation experiments experiments-quick install install-test clean
 
@@ -35,7 +36,7 @@ test: install-test
 ## make mutation: mutation testing of the core modules against their tests (not in CI; see
 ## docs/testing.md). MODULES=fcn_jax/losses.py picks modules of mutation/targets.toml.
 mutation: install-test
-	$(PY) mutation/run.py $(MODULES)
+	$(PY) mutation/run.py --workdir $(MUTATION_WORKDIR) $(MODULES)
 
 ## make experiments: install, then the full experiment set (pretraining, sliding window,
 ## decoders, skip ablation) into $(EXPERIMENTS), and copy the results the README shows into

@@ -7,7 +7,6 @@ is and exits with ``preemption.EXIT_PREEMPTED``. ``FCN_JAX_TRACEBACK=1`` shows t
 too. Anything else (a bug) keeps its full traceback.
 """
 
-import functools
 import os
 import sys
 
@@ -21,7 +20,6 @@ USER_ERRORS = (ValueError, OSError, CheckpointError, WorkdirInUse, FloatingPoint
 
 def guarded(main):
     """``main`` with the project's user-facing errors reduced to one line and an exit code."""
-    @functools.wraps(main)
     def run(argv):
         try:
             return main(argv)

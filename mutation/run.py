@@ -100,6 +100,7 @@ def main(argv=None) -> None:
                         help="seconds per mutant's test run (a hang counts as killed)")
     args = parser.parse_args(argv)
     chosen = targets(args.targets, args.modules)
+    args.workdir = os.path.abspath(args.workdir)  # cosmic-ray runs inside the copy
     os.makedirs(args.workdir, exist_ok=True)
     copy = copy_repository(args.workdir)
     path = os.path.join(args.workdir, "scores.json")
