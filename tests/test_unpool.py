@@ -88,3 +88,9 @@ def test_max_unpool_matches_torch():
     t_out = torch.nn.functional.max_unpool2d(t_values, t_indices, 2, 2, output_size=(6, 8))
     np.testing.assert_array_equal(np.asarray(unpool.max_unpool(values, indices, 6, 8)),
                                   t_out.numpy().transpose(0, 2, 3, 1))
+
+
+@pytest.mark.parametrize("height, width", [(5, 8), (6, 7), (9, 9)])
+def test_max_pool_with_indices_refuses_odd_sizes(height, width):
+    with pytest.raises(ValueError, match=rf"needs even height and width, got {height}x{width}"):
+        unpool.max_pool_with_indices(jnp.zeros((1, height, width, 2)))
