@@ -104,7 +104,10 @@ def main(argv=None) -> None:
     os.makedirs(args.workdir, exist_ok=True)
     copy = copy_repository(args.workdir)
     path = os.path.join(args.workdir, "scores.json")
-    scores = json.load(open(path, encoding="utf-8")) if os.path.exists(path) else {}
+    scores = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            scores = json.load(f)
     for module, tests in chosen.items():
         scores[module] = score(module, tests, copy, args.workdir, args.timeout)
         s = scores[module]
