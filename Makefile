@@ -6,10 +6,11 @@ CONFIG ?= configs/default.py
 # Prepared datasets live beside the runs, so a fresh clone never reuses stale files.
 export TFDS_DATA_DIR ?= $(CURDIR)/workdirs/tensorflow_datasets
 
+CLASSIFIER ?= workdirs/classifier
 EXPERIMENTS ?= workdirs/experiments
 MUTATION_WORKDIR ?= workdirs/mutation
 
-.PHONY: run test mutation experiments experiments-quick install install-test clean
+.PHONY: run classifier test mutation experiments experiments-quick install install-test clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +26,15 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-## make run: install, then train and evaluate FCN-8s on the embedded dataset (CPU, minutes).
-run: install
-	$(PY) -m fcn_jax.main --config $(CONFIG) --workdir $(WORKDIR)
+## make classifier: install, then pretrain the VGG16 classifier on the procedural objects (the
+## ImageNet stand-in) into $(CLASSIFIER); reused as it is when it already finished there.
+classifier: install
+	$(PY) -m fcn_jax.pretrain --config configs/classifier.py --workdir $(CLASSIFIER)
+
+## make run: the classifier, then FCN-8s fine-tuned from it on the embedded dataset (CPU, minutes).
+run: classifier
+	$(PY) -m fcn_jax.main --config $(CONFIG) --workdir $(WORKDIR) \
+	    --config.model.init_from=$(CLASSIFIER)/vgg16_classifier.npz
 
 ## make test: install, then run the test suite on CPU with fake devices.
 test: install-test

@@ -36,6 +36,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.variant = variant
     c.model.width = 0.125                 # VGG16 channel multiplier (1.0 = the paper's net)
     c.model.fc_channels = 0               # 0 = 4096 * width
+    c.model.fc6_kernel = 3                # pool5 size of the classifier's 96x96 images
     c.model.dropout_rate = 0.5
     c.model.decoder = "bilinear"          # bilinear (fixed) | learned_bilinear | learned_random
     #                                       | nearest | bed_of_nails | max_unpool

@@ -78,6 +78,7 @@ RULES = (
     ("model.variant", *one_of(VARIANT_STRIDES)),
     ("model.width", *real(0, low_open=True)),
     ("model.fc_channels", *integer(0)),
+    ("model.fc6_kernel", *integer(1)),
     ("model.dropout_rate", *real(0, 1, high_open=True)),
     ("model.decoder", *one_of(DECODERS)),
     ("model.skip_scales", lambda v: isinstance(v, (tuple, list)) and len(v) == 2

@@ -62,7 +62,7 @@ def parse_example_id(example_id_value: str | bytes) -> tuple[str, int]:
     return split, int(index)
 
 
-def _png(array: np.ndarray) -> io.BytesIO:
+def png(array: np.ndarray) -> io.BytesIO:
     """Lossless PNG file object of a uint8 [H, W] ("L") or [H, W, 3] ("RGB") array."""
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
@@ -103,7 +103,7 @@ class FcnShapes(tfds.core.GeneratorBasedBuilder):
             seed = example_seed(config.seed, split, index)
             image, label = shapes.render_scene(seed, config.height, config.width)
             key = example_id(split, index)
-            yield key, {"image": _png(image), "label": _png(label), "id": key}
+            yield key, {"image": png(image), "label": png(label), "id": key}
 
 
 def prepare(data_dir: str | os.PathLike, config: str = "default") -> FcnShapes:

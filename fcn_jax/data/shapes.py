@@ -40,7 +40,7 @@ _SMALL_PROB, _SMALL_RADIUS, _MAX_RADIUS_FRACTION = 0.4, 8.0, 0.4
 _CLOSE_COLOUR_PROB = 0.25
 
 
-def _rotated(yy, xx, cy, cx, angle):
+def rotated(yy, xx, cy, cx, angle):
     """Coordinates (u, v) of the grid in a frame centred at (cy, cx) rotated by angle."""
     dy, dx = yy - cy, xx - cx
     c, s = np.cos(angle), np.sin(angle)
@@ -85,27 +85,27 @@ def _bar(rng, u, v, r):
     return (np.abs(v) <= half_width) & (np.abs(u) <= r)
 
 
-_SHAPES = {"disk": _disk, "square": _square, "triangle": _triangle,
+SHAPES = {"disk": _disk, "square": _square, "triangle": _triangle,
            "ring": _ring, "cross": _cross, "bar": _bar}
 
 
 def _stripes(rng, yy, xx):
     """Sharp or smooth stripes at a random angle, period and phase."""
-    u, _ = _rotated(yy, xx, 0.0, 0.0, rng.uniform(0, np.pi))
+    u, _ = rotated(yy, xx, 0.0, 0.0, rng.uniform(0, np.pi))
     wave = np.sin(2 * np.pi * u / rng.uniform(3, 16) + rng.uniform(0, 2 * np.pi))
     return (wave > 0).astype(np.float32) if rng.random() < 0.5 else 0.5 + 0.5 * wave
 
 
 def _checkerboard(rng, yy, xx):
     """A checkerboard at a random angle and period."""
-    u, v = _rotated(yy, xx, 0.0, 0.0, rng.uniform(0, np.pi))
+    u, v = rotated(yy, xx, 0.0, 0.0, rng.uniform(0, np.pi))
     period = rng.uniform(4, 20)
     return ((np.floor(u / period) + np.floor(v / period)) % 2).astype(np.float32)
 
 
 def _gradient(rng, yy, xx):
     """A linear ramp from 0 to 1 in a random direction."""
-    u, _ = _rotated(yy, xx, 0.0, 0.0, rng.uniform(0, 2 * np.pi))
+    u, _ = rotated(yy, xx, 0.0, 0.0, rng.uniform(0, 2 * np.pi))
     return (u - u.min()) / max(float(np.ptp(u)), 1.0)
 
 
@@ -134,16 +134,16 @@ def _flat(rng, yy, xx):
 _TEXTURES = (_flat, _stripes, _checkerboard, _gradient, _smooth_noise, _pixel_noise)
 
 
-def _texture(rng, yy, xx, colour):
+def texture(rng, yy, xx, colour):
     """An [H, W, 3] float image blending colour towards a second colour by a random pattern."""
     pattern = _TEXTURES[rng.integers(len(_TEXTURES))](rng, yy, xx)
     second = colour + rng.normal(0.0, rng.uniform(10, 70), size=3)
     return colour + pattern[..., None] * (second - colour)
 
 
-def _object_colour(rng, background):
-    """A uniform random colour, or one close to the background colour."""
-    if rng.random() < _CLOSE_COLOUR_PROB:
+def object_colour(rng, background, close_prob: float = _CLOSE_COLOUR_PROB):
+    """A uniform random colour, or (with probability close_prob) one close to the background's."""
+    if rng.random() < close_prob:
         return background + rng.normal(0.0, rng.uniform(8, 30), size=3)
     return rng.uniform(0, 255, size=3)
 
@@ -164,8 +164,8 @@ def _object_mask(rng, yy, xx, name):
     height, width = yy.shape
     radius = _radius(rng, name, height, width)
     cy, cx = rng.uniform(0, height), rng.uniform(0, width)
-    u, v = _rotated(yy, xx, cy, cx, rng.uniform(0, 2 * np.pi))
-    return _SHAPES[name](rng, u, v, radius)
+    u, v = rotated(yy, xx, cy, cx, rng.uniform(0, 2 * np.pi))
+    return SHAPES[name](rng, u, v, radius)
 
 
 def render_scene(seed: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -173,12 +173,12 @@ def render_scene(seed: int, height: int, width: int) -> tuple[np.ndarray, np.nda
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     background = rng.uniform(0, 255, size=3)
-    image = _texture(rng, yy, xx, background)
+    image = texture(rng, yy, xx, background)
     label = np.zeros((height, width), np.uint8)
     for _ in range(rng.integers(_MIN_OBJECTS, _MAX_OBJECTS + 1)):
         class_id = int(rng.integers(1, NUM_CLASSES))
         mask = _object_mask(rng, yy, xx, CLASS_NAMES[class_id])
-        image[mask] = _texture(rng, yy, xx, _object_colour(rng, background))[mask]
+        image[mask] = texture(rng, yy, xx, object_colour(rng, background))[mask]
         label[mask] = class_id
     image += rng.normal(0.0, rng.uniform(0, 8), size=image.shape)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), label

@@ -17,4 +17,5 @@ def build(config: ml_collections.ConfigDict, num_classes: int, seed: int) -> FCN
     return model_class(num_classes, variant=m.variant, width=m.width,
                        fc_channels=m.fc_channels or None, dropout_rate=m.dropout_rate,
                        decoder=m.decoder, skip_scales=tuple(m.skip_scales),
+                       fc6_kernel=m.fc6_kernel,
                        rngs=nnx.Rngs(params=seed))

@@ -14,7 +14,7 @@ import numpy as np
 from flax import nnx
 
 from fcn_jax.models.decoders import make_upsampler, pooling_switches
-from fcn_jax.models.vgg import VGG16
+from fcn_jax.models.vgg import FC6_KERNEL, VGG16
 
 VARIANT_STRIDES = {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}
 # The reference release's name for the final upsampling layer of each variant.
@@ -42,7 +42,7 @@ class FCN(nnx.Module):
     def __init__(self, num_classes: int, *, variant: str = "fcn8s", width: float = 1.0,
                  fc_channels: int | None = None, dropout_rate: float = 0.5,
                  decoder: str = "bilinear", skip_scales: tuple = (1.0, 1.0),
-                 caffe_trunk: bool = False, rngs: nnx.Rngs):
+                 caffe_trunk: bool = False, fc6_kernel: int = FC6_KERNEL, rngs: nnx.Rngs):
         if variant not in VARIANT_STRIDES:
             raise ValueError(f"model.variant={variant!r}: expected one of "
                              f"{sorted(VARIANT_STRIDES)}")
@@ -51,7 +51,7 @@ class FCN(nnx.Module):
         self.num_classes = num_classes
         self.pool4_scale, self.pool3_scale = (float(s) for s in skip_scales)
         self.trunk = VGG16(width=width, fc_channels=fc_channels, dropout_rate=dropout_rate,
-                           caffe=caffe_trunk, rngs=rngs)
+                           caffe=caffe_trunk, fc6_kernel=fc6_kernel, rngs=rngs)
         self.score_fr = score_layer(self.trunk.fc_channels, num_classes, rngs)
         stride = VARIANT_STRIDES[variant]
         if stride <= 16:

@@ -1,7 +1,8 @@
 """VGG16 trunk with convolutionalized fc6/fc7 (FCN paper, section 3.1 and 4.1).
 
 fc6 becomes a 7x7 convolution and fc7 a 1x1 convolution, so the classifier slides over inputs
-of any size. A width multiplier scales every channel count (1.0 is the paper's VGG16) so the
+of any size (``fc6_kernel``: the pool5 size of the classifier's input, 7 for 224x224 ImageNet
+crops, 3 for the 96x96 images of the miniature protocol). A width multiplier scales every channel count (1.0 is the paper's VGG16) so the
 same architecture can be studied on a CPU. No BatchNorm, as in the paper.
 
 Pooling rounds up (ceil mode), so pool k of an H-pixel input has exactly ceil(H / 2**k)
@@ -24,6 +25,7 @@ TRUNK_STRIDE = 32  # pool5: the coarsest feature map is 1/32 of the input
 VGG16_BLOCKS = (("conv1", 2, 64), ("conv2", 2, 128), ("conv3", 3, 256),
                 ("conv4", 3, 512), ("conv5", 3, 512))
 FC_CHANNELS = 4096
+FC6_KERNEL = 7  # VGG16's fc6 covers pool5 of a 224x224 image: 7 = 224 / 32
 CAFFE_CONV1_1_PADDING = 100  # the reference release's conv1_1 "pad: 100"
 
 he_normal = nnx.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
@@ -51,7 +53,8 @@ class VGG16(nnx.Module):
     """VGG16 convolutions plus fc6 (7x7 conv) and fc7 (1x1 conv), each with ReLU and dropout."""
 
     def __init__(self, *, width: float = 1.0, fc_channels: int | None = None,
-                 dropout_rate: float = 0.5, caffe: bool = False, rngs: nnx.Rngs):
+                 dropout_rate: float = 0.5, caffe: bool = False, fc6_kernel: int = FC6_KERNEL,
+                 rngs: nnx.Rngs):
         self.dropout_rate = dropout_rate
         blocks = []
         in_ch = 3
@@ -72,7 +75,7 @@ class VGG16(nnx.Module):
         self.pool4_channels = scaled(VGG16_BLOCKS[3][2], width)
         self.pool3_channels = scaled(VGG16_BLOCKS[2][2], width)
         self.fc_channels = fc_channels or scaled(FC_CHANNELS, width)
-        self.fc6 = nnx.Conv(in_ch, self.fc_channels, (7, 7), padding="VALID" if caffe else "SAME",
+        self.fc6 = nnx.Conv(in_ch, self.fc_channels, (fc6_kernel, fc6_kernel), padding="VALID" if caffe else "SAME",
                             kernel_init=he_normal, conv_general_dilated=im2col_conv, rngs=rngs)
         self.fc7 = nnx.Conv(self.fc_channels, self.fc_channels, (1, 1), kernel_init=he_normal,
                             conv_general_dilated=im2col_conv, rngs=rngs)
@@ -85,13 +88,8 @@ class VGG16(nnx.Module):
 
         ``dropout_keys``: one PRNG key per example ([B]); None disables dropout (inference).
         """
-        features = {}
-        for level, names in enumerate(self.blocks, start=1):
-            for name in names:
-                x = jax.nn.relu(getattr(self, name)(x))
-            features[f"conv{level}"] = x
-            x = max_pool_ceil(x)
-            features[f"pool{level}"] = x
+        features = self.conv_features(x)
+        x = features["pool5"]
         keys6 = keys7 = None
         if dropout_keys is not None:
             pairs = jax.vmap(jax.random.split)(dropout_keys)
@@ -99,4 +97,15 @@ class VGG16(nnx.Module):
         x = dropout(jax.nn.relu(self.fc6(x)), self.dropout_rate, keys6)
         x = dropout(jax.nn.relu(self.fc7(x)), self.dropout_rate, keys7)
         features["fc7"] = x
+        return features
+
+    def conv_features(self, x: jax.Array) -> dict:
+        """conv1..conv5 (each block's last activation) and pool1..pool5."""
+        features = {}
+        for level, names in enumerate(self.blocks, start=1):
+            for name in names:
+                x = jax.nn.relu(getattr(self, name)(x))
+            features[f"conv{level}"] = x
+            x = max_pool_ceil(x)
+            features[f"pool{level}"] = x
         return features

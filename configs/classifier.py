@@ -1,0 +1,55 @@
+"""The VGG16 classifier pretrained on the procedural objects: the ImageNet stand-in
+(FCN paper, sections 3.1 and 4.1; ``python -m fcn_jax.pretrain``).
+
+Its trunk is the default FCN's (configs/default.py: same width and fc6 kernel), so the file it
+writes initialises that FCN through the torchvision VGG16 import path. ``:quick`` is the
+seconds-long smoke test on the tiny objects config.
+"""
+
+import ml_collections
+
+from configs import default
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The classifier config; ``arg`` may be ``quick``."""
+    if arg not in (None, "", "quick"):
+        raise ValueError(f"configs/classifier.py:{arg}: expected no argument or 'quick'")
+    fcn = default.get_config()
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.data = ml_collections.ConfigDict()
+    c.data.builder_config = "default"     # default (96x96, 8000/1000) | tiny (64x64, 64/32)
+    c.data.data_dir = ""                  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
+    c.data.flip = True                    # random mirroring
+
+    c.model = ml_collections.ConfigDict()
+    c.model.width = fcn.model.width
+    c.model.fc_channels = fcn.model.fc_channels
+    c.model.fc6_kernel = fcn.model.fc6_kernel  # the images are 32 x fc6_kernel pixels wide
+    c.model.dropout_rate = 0.5
+
+    c.optim = fcn.optim.copy_and_resolve_references()
+    c.optim.name = "adam"                 # the stand-in's own training, not the paper's recipe
+    c.optim.learning_rate = 1e-3
+    c.optim.schedule = "cosine"
+    c.optim.warmup_steps = 0
+    c.optim.bias_lr_mult = 1.0
+
+    c.train = ml_collections.ConfigDict()
+    c.train.batch_size = 32
+    c.train.num_steps = 800
+    c.train.log_every = 100
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.batch_size = 100
+
+    c.parallel = fcn.parallel.copy_and_resolve_references()
+    if arg == "quick":
+        c.data.builder_config = "tiny"
+        c.model.fc6_kernel = 2
+        c.train.batch_size, c.train.num_steps, c.train.log_every = 8, 4, 2
+        c.optim.warmup_steps = 0
+        c.eval.batch_size = 16
+    return c
