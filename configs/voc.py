@@ -63,6 +63,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.flip = False
 
     c.model.width = 1.0
+    c.model.fc6_kernel = 7                # ImageNet VGG16: pool5 of a 224x224 image
     c.model.caffe = True
     c.model.decoder = "bilinear"          # fixed, as the release (paper: no significant difference)
     c.model.skip_scales = (0.01, 1e-4) if net == "fcn8s_atonce" else (1.0, 1.0)

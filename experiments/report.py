@@ -5,7 +5,10 @@
 Reads ``sweep.json`` and every trial's ``results.json`` / ``metrics.jsonl`` and writes
 ``report.md`` (one row per setting, sorted by mean IU; trials that differ only in ``seed``
 share a row as mean ± sample std), ``report.json`` and ``figures/``: mean IU against each swept
-key, eval learning curves overlaid, and the best trial's confusion matrix.
+key, eval learning curves overlaid, and the best trial's confusion matrix. A sweep run as a
+study (``STUDIES`` in its config file, see ``fcn_jax/sweeps.py``) also gets each arm's mean IU
+difference to the reference arm, paired by seed, with its 95% t interval, and a row per claim
+of the paper: what it says, what was measured, whether they agree.
 """
 
 import argparse
@@ -18,7 +21,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
 
+from fcn_jax import sweeps  # noqa: E402
 from fcn_jax.metrics import PAPER_METRICS as METRICS  # noqa: E402
 from fcn_jax.workdir import write_json  # noqa: E402
 from fcn_jax.writer import read_metrics  # noqa: E402
@@ -84,6 +89,96 @@ def markdown_table(keys: list[str], rows: list[dict]) -> str:
         cells += [format_cell(row, name) for name, _ in METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def arm_label(setting: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in setting.items()) or "(base)"
+
+
+def matching_row(rows: list[dict], arm: dict, label: str) -> dict:
+    """The one row whose setting has ``arm``'s values."""
+    found = [r for r in rows if all(sweeps.as_json(r["setting"].get(k)) == sweeps.as_json(v)
+                                    for k, v in arm.items())]
+    if len(found) != 1:
+        raise ValueError(f"the study's {label} arm {arm} matches {len(found)} rows of finished "
+                         "trials, not one: name its other swept values too")
+    return found[0]
+
+
+def seed_values(row: dict, trials: list[dict], metric: str = "mean_iu") -> dict:
+    """{seed: metric} of the row's trials."""
+    names = set(row["trials"])
+    return {t["overrides"].get(SEED_KEY): t["results"]["metrics"][metric]
+            for t in trials if t["name"] in names}
+
+
+def paired_difference(arm: dict, reference: dict) -> dict:
+    """Mean of arm - reference over the seeds both have, its sample std and 95% t interval."""
+    seeds = sorted(arm.keys() & reference.keys(), key=repr)
+    diffs = np.array([arm[s] - reference[s] for s in seeds])
+    result = {"seeds": len(seeds), "mean": float(diffs.mean()) if len(seeds) else None}
+    if len(seeds) > 1:
+        std = float(diffs.std(ddof=1))
+        half = float(stats.t.ppf(0.975, len(seeds) - 1) * std / np.sqrt(len(seeds)))
+        result.update(std=std, low=result["mean"] - half, high=result["mean"] + half)
+    return result
+
+
+def verdict(expect: str, difference: dict) -> str:
+    """Whether a paired difference agrees with the paper's expected direction."""
+    if "low" not in difference:
+        return "too few seeds to tell"
+    low, high = difference["low"], difference["high"]
+    if expect == "same":
+        return ("yes: no significant difference" if low <= 0 <= high
+                else f"no: {'higher' if low > 0 else 'lower'}")
+    sign = 1 if expect == "higher" else -1
+    if sign * low > 0 and sign * high > 0:
+        return f"yes: {expect}"
+    if low <= 0 <= high:
+        return "not separated (the interval contains 0)"
+    return f"no: {'lower' if expect == 'higher' else 'higher'}"
+
+
+def format_interval(difference: dict) -> tuple[str, str]:
+    if difference["mean"] is None:
+        return "-", "-"
+    if "low" not in difference:
+        return f"{difference['mean']:+.2f}", "-"
+    return (f"{difference['mean']:+.2f} ± {difference['std']:.2f}",
+            f"[{difference['low']:+.2f}, {difference['high']:+.2f}]")
+
+
+def study_section(study: dict, rows: list[dict], trials: list[dict]) -> tuple[list, dict]:
+    """Markdown lines comparing every arm with the reference arm, and the claims table."""
+    reference = matching_row(rows, study["reference"], "reference")
+    ref_values = seed_values(reference, trials)
+    lines = [f"Mean IU difference to the reference arm ({arm_label(reference['setting'])}), "
+             "paired by seed: mean ± sample std of the differences and their 95% t interval:",
+             "", "| arm | seeds | mean IU | difference | 95% interval |", "|---|---|---|---|---|"]
+    payload = {"reference": reference["setting"], "differences": [], "claims": []}
+    for row in rows:
+        if row is reference:
+            lines.append(f"| {arm_label(row['setting'])} (reference) | {len(row['trials'])} "
+                         f"| {format_cell(row, 'mean_iu')} | | |")
+            continue
+        difference = paired_difference(seed_values(row, trials), ref_values)
+        payload["differences"].append({"setting": row["setting"], **difference})
+        lines.append(f"| {arm_label(row['setting'])} | {difference['seeds']} | "
+                     f"{format_cell(row, 'mean_iu')} | " + " | ".join(format_interval(difference))
+                     + " |")
+    if study.get("claims"):
+        lines += ["", "| paper says | measured here (mean IU difference, 95% interval) | agrees? |",
+                  "|---|---|---|"]
+        for claim in study["claims"]:
+            row = matching_row(rows, claim["arm"], f"claim {claim['paper']!r}")
+            difference = paired_difference(seed_values(row, trials), ref_values)
+            mean, interval = format_interval(difference)
+            agrees = verdict(claim["expect"], difference)
+            payload["claims"].append({**claim, "difference": difference, "agrees": agrees})
+            lines.append(f"| {claim['paper']} | {arm_label(row['setting'])}: {mean} "
+                         f"{interval} | {agrees} |")
+    return lines + [""], payload
 
 
 def trial_states(sweep_dir: str, trials: list[dict]) -> dict:
@@ -211,6 +306,10 @@ def report(sweep_dir: str) -> str:
         parts += [f"Final {split} metrics (%), sorted by mean IU"
                   + (" (mean ± sample std over seeds)" if SEED_KEY in keys else "") + ":", "",
                   markdown_table(keys, rows), ""]
+    study_payload = None
+    if rows and manifest.get("study"):
+        lines, study_payload = study_section(manifest["study"], rows, trials)
+        parts += lines
     if states:
         parts += ["Not finished: " + ", ".join(f"`{n}` ({s})" for n, s in states.items()), ""]
     figures = write_figures(sweep_dir, keys, trials) if rows else []
@@ -218,7 +317,7 @@ def report(sweep_dir: str) -> str:
     markdown = "\n".join(parts).rstrip() + "\n"
     with open(os.path.join(sweep_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(markdown)
-    payload = {"swept_keys": keys, "rows": rows, "not_finished": states,
+    payload = {"swept_keys": keys, "rows": rows, "not_finished": states, "study": study_payload,
                "trials": [{"name": t["name"], "overrides": t["overrides"],
                            "metrics": t["results"]["metrics"] if t["results"] else None}
                           for t in trials]}
@@ -232,7 +331,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         print(report(args.sweep_dir), end="")
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -8,8 +8,11 @@ Each trial trains in ``WORKDIR/<trial name>`` (its ``config.json`` is the resolv
 (re)started and resumes from its checkpoints. A failing trial does not stop the others; the
 command exits non-zero if any failed. A rerun with other common overrides (or a trial whose
 overrides changed) is refused, naming them. SIGTERM/SIGINT is forwarded to the running
-trials, which save a checkpoint and stop; no new trial starts, and the command exits with 75. ``--emit-commands FILE`` writes one shell command per
-unfinished trial instead of running them (e.g. for a SLURM job array).
+trials, which save a checkpoint and stop; no new trial starts, and the command exits with 75.
+A staged trial (``sweeps.stages``) starts once its parent finished, from the parent's workdir
+(``model.init_from``); when the parent fails, it is not started. ``--emit-commands FILE``
+writes one shell command per unfinished trial that can start now instead of running them
+(e.g. for a SLURM job array); staged trials follow in a later emit, once their parents finished.
 """
 
 import argparse
@@ -59,10 +62,10 @@ def prepare(args: argparse.Namespace) -> list[dict]:
     """Validate the sweep, write ``sweep.json`` and each trial's ``trial.json``; the trials."""
     path, arg = sweeps.split_config_arg(args.config)
     config_arg = os.path.abspath(path) + (f":{arg}" if arg is not None else "")
-    base, trials = sweeps.load_sweep(args.config, args.sweep)
+    base, trials, study = sweeps.load_sweep(args.config, args.sweep)
     for overrides in trials:
         trial_config = base.copy_and_resolve_references()
-        sweeps.apply_overrides(trial_config, {**args.common, **overrides})
+        sweeps.apply_overrides(trial_config, {**args.common, **sweeps.config_overrides(overrides)})
         config_checks.validate(trial_config)
     workdir = os.path.abspath(args.workdir)
     manifest_path = os.path.join(workdir, "sweep.json")
@@ -73,39 +76,39 @@ def prepare(args: argparse.Namespace) -> list[dict]:
             raise SystemExit(f"{workdir} holds sweep {old['sweep']!r} of {old['config']}, not "
                              f"{args.sweep!r} of {config_arg}; choose another --workdir")
         check_unchanged(workdir, old, args.common, sweeps.name_trials(trials))
+    named = sweeps.name_trials(trials)
+    parents = sweeps.parent_names(named)
     records = []
-    for name, overrides in sweeps.name_trials(trials):
+    for name, overrides in named:
         trial_dir = os.path.join(workdir, name)
-        command = trial_command(config_arg, trial_dir, {**args.common, **overrides})
-        records.append({"name": name, "overrides": overrides, "workdir": trial_dir,
-                        "command": command})
+        config = {**args.common, **sweeps.config_overrides(overrides)}
+        if name in parents:
+            config[sweeps.INIT_KEY] = os.path.join(workdir, parents[name])
+        records.append({"name": name, "overrides": overrides, "parent": parents.get(name),
+                        "workdir": trial_dir,
+                        "command": trial_command(config_arg, trial_dir, config)})
     os.makedirs(workdir, exist_ok=True)
     write_json(manifest_path, {"config": config_arg, "sweep": args.sweep,
                                "common_overrides": args.common,
-                               "swept_keys": sweeps.swept_keys(trials),
-                               "trials": [{"name": r["name"], "overrides": r["overrides"]}
-                                          for r in records]})
+                               "swept_keys": sweeps.swept_keys(trials), "study": study,
+                               "trials": [{"name": r["name"], "overrides": r["overrides"],
+                                           "parent": r["parent"]} for r in records]})
     for record in records:
         os.makedirs(record["workdir"], exist_ok=True)
         write_json(os.path.join(record["workdir"], "trial.json"), record)
     return records
 
 
-def as_json(value):
-    """``value`` as it reads back from JSON (tuples become lists), for comparisons."""
-    return json.loads(json.dumps(value))
-
-
 def check_unchanged(workdir: str, old: dict, common: dict, named: list) -> None:
     """Refuse a rerun whose overrides differ from those the workdir's trials ran with: its
     finished trials would be skipped while their records claimed the new values."""
-    before, now = as_json(old["common_overrides"]), as_json(common)
+    before, now = sweeps.as_json(old["common_overrides"]), sweeps.as_json(common)
     changed = [f"--config.{k}: was {before.get(k, '(not set)')!r}, now {now.get(k, '(not set)')!r}"
                for k in sorted(before.keys() | now.keys()) if before.get(k) != now.get(k)]
-    old_trials = {t["name"]: as_json(t["overrides"]) for t in old["trials"]}
-    changed += [f"trial {name}: was {old_trials[name]}, now {as_json(overrides)}"
+    old_trials = {t["name"]: sweeps.as_json(t["overrides"]) for t in old["trials"]}
+    changed += [f"trial {name}: was {old_trials[name]}, now {sweeps.as_json(overrides)}"
                 for name, overrides in named
-                if name in old_trials and old_trials[name] != as_json(overrides)]
+                if name in old_trials and old_trials[name] != sweeps.as_json(overrides)]
     if changed:
         raise ValueError(f"{workdir} holds trials run with other overrides ("
                          + "; ".join(changed) + "): rerun with the same ones, or choose "
@@ -124,11 +127,15 @@ def shell_command(record: dict) -> str:
 
 
 def emit_commands(records: list[dict], path: str) -> None:
-    pending = [r for r in records if not is_finished(r)]
+    finished = {r["name"] for r in records if is_finished(r)}
+    pending = [r for r in records if r["name"] not in finished]
+    ready = [r for r in pending if r["parent"] is None or r["parent"] in finished]
     with open(path, "w", encoding="utf-8") as f:
-        f.writelines(shell_command(r) + "\n" for r in pending)
-    print(f"wrote {len(pending)} commands to {path} "
-          f"({len(records) - len(pending)} finished trials left out)")
+        f.writelines(shell_command(r) + "\n" for r in ready)
+    waiting = len(pending) - len(ready)
+    print(f"wrote {len(ready)} commands to {path} ({len(finished)} finished trials left out"
+          + (f"; {waiting} staged trials wait for their parent: emit again once these finish"
+             if waiting else "") + ")")
 
 
 class Progress:
@@ -197,8 +204,30 @@ def trial_status(returncode: int, record: dict, log_name: str) -> str:
     return f"failed (exit code {returncode}), see {log_name}"
 
 
+def next_ready(queue: list[dict], status: dict) -> dict | None:
+    """The first queued trial whose parent (if any) has finished, removed from the queue."""
+    for record in queue:
+        parent = record["parent"]
+        if parent is None or status.get(parent, "").startswith(("finished", "skipped")):
+            queue.remove(record)
+            return record
+    return None
+
+
+def block_orphans(queue: list[dict], status: dict) -> None:
+    """Trials whose parent failed or was not started: never started, said so."""
+    blocked = True
+    while blocked:
+        blocked = [r for r in queue if status.get(r["parent"], "").startswith(
+            ("failed", "not started", "interrupted"))]
+        for record in blocked:
+            queue.remove(record)
+            status[record["name"]] = f"not started (its parent {record['parent']} did not finish)"
+
+
 def run_trials(records: list[dict], parallel: int) -> dict:
-    """Run the unfinished trials, ``parallel`` at a time; the status of every trial."""
+    """Run the unfinished trials, ``parallel`` at a time, each staged one after its parent;
+    the status of every trial."""
     status = {r["name"]: "skipped (finished before)" for r in records if is_finished(r)}
     queue = [r for r in records if not is_finished(r)]
     running: dict[str, tuple] = {}
@@ -207,8 +236,11 @@ def run_trials(records: list[dict], parallel: int) -> dict:
     progress = Progress(len(records), parallel)
     with SignalForwarder(running) as signals:
         while (queue and not signals.received) or running:
-            while queue and len(running) < parallel and not signals.received:
-                record = queue.pop(0)
+            block_orphans(queue, status)
+            while len(running) < parallel and not signals.received:
+                record = next_ready(queue, status)
+                if record is None:
+                    break
                 log = open(os.path.join(record["workdir"], "log.txt"), "a", encoding="utf-8")
                 proc = subprocess.Popen(record["command"], cwd=ROOT, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
@@ -225,6 +257,7 @@ def run_trials(records: list[dict], parallel: int) -> dict:
                 elif status[name].startswith("failed"):
                     failed += 1
             progress.show(done, len(running), failed)
+            block_orphans(queue, status)
             time.sleep(POLL_SECONDS if running else 0)
     progress.close()
     for record in queue:
@@ -249,8 +282,11 @@ def main(argv: list[str]) -> int:
     for record in records:
         print(f"  {record['name']}: {status[record['name']]}")
     failures = [name for name, s in status.items() if s.startswith("failed")]
-    if failures:
-        print(f"{len(failures)} of {len(records)} trials failed", file=sys.stderr)
+    orphans = [name for name, s in status.items() if "its parent" in s]
+    if failures or orphans:
+        print(f"{len(failures)} of {len(records)} trials failed"
+              + (f", {len(orphans)} not started after their parent" if orphans else ""),
+              file=sys.stderr)
         return 1
     if any(s.startswith(("interrupted", "not started")) for s in status.values()):
         print("sweep stopped on a signal; run the same command to resume", file=sys.stderr)

@@ -5,19 +5,30 @@ A config file defines named sweeps next to ``get_config`` in a module-level dict
     SWEEPS = {"lr": lambda: sweeps.product(sweeps.sweep("optim.learning_rate", [1e-3, 3e-3]),
                                            sweeps.sweep("seed", [0, 1]))}
 
-Each sweep is a list of override dicts ``{"dotted.key": value}``, one per trial.
+Each sweep is a list of override dicts ``{"dotted.key": value}``, one per trial. A staged
+trial (paper section 4.2: FCN-16s starts from the trained FCN-32s, FCN-8s from FCN-16s) also
+holds ``PARENT``: the overrides of the trial whose workdir initialises it (``stages``).
+
+A config file may describe a sweep as a study in a module-level ``STUDIES`` dict (same name):
+``{"reference": {key: value}, "claims": [{"arm": {key: value}, "expect": "higher" | "lower" |
+"same", "paper": "what the paper says"}]}``; ``experiments.report`` then gives each arm's
+difference to the reference arm, paired by seed, and a row per claim.
 """
 
 import ast
 import hashlib
 import importlib.util
 import itertools
+import json
 import os
 import re
 
 import ml_collections
 
 MAX_NAME_LENGTH = 120
+PARENT = "@parent"                  # a trial's key: the overrides of the trial it starts from
+INIT_KEY = "model.init_from"        # what a staged trial's parent workdir is passed as
+EXPECTATIONS = ("higher", "lower", "same")
 
 
 def sweep(key: str, values) -> list[dict]:
@@ -39,6 +50,20 @@ def zip_(*axes: list[dict]) -> list[dict]:
     if len(lengths) > 1:
         raise ValueError(f"zip_: axes have different lengths {[len(a) for a in axes]}")
     return [merge(combo) for combo in zip(*axes)]
+
+
+def stages(*trials: dict) -> list[dict]:
+    """A staged chain: each trial after the first starts from the previous one's workdir."""
+    chain = [dict(trials[0])]
+    for trial in trials[1:]:
+        parent = {k: v for k, v in chain[-1].items() if k != PARENT}
+        chain.append({**trial, PARENT: parent})
+    return chain
+
+
+def config_overrides(trial: dict) -> dict:
+    """A trial's config overrides (its ``PARENT`` link left out)."""
+    return {k: v for k, v in trial.items() if k != PARENT}
 
 
 def merge(overrides) -> dict:
@@ -87,6 +112,11 @@ def format_value(value) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
+def as_json(value):
+    """``value`` as it reads back from JSON (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(value))
+
+
 def trial_name(overrides: dict, swept_keys) -> str:
     """A readable, filesystem-safe name from the swept keys' values, e.g.
     ``learning_rate=0.001,decoder=nearest``.
@@ -110,7 +140,7 @@ def trial_name(overrides: dict, swept_keys) -> str:
 
 def swept_keys(trials: list[dict]) -> list[str]:
     """Keys whose value differs between trials, in order of first appearance."""
-    keys = list(dict.fromkeys(k for trial in trials for k in trial))
+    keys = list(dict.fromkeys(k for trial in trials for k in config_overrides(trial)))
     missing = object()
     return [k for k in keys
             if len({repr(trial.get(k, missing)) for trial in trials}) > 1 or len(trials) == 1]
@@ -126,6 +156,50 @@ def name_trials(trials: list[dict]) -> list[tuple[str, dict]]:
             raise ValueError(f"trials {seen[name]} and {overrides} share the name {name!r}")
         seen[name] = overrides
     return named
+
+
+def parent_names(named: list[tuple[str, dict]]) -> dict[str, str]:
+    """{trial name: its parent's name} for the staged trials; a parent that is not a trial of
+    the sweep, a trial that also sets ``model.init_from``, or a cycle is an error."""
+    by_overrides = {repr(sorted(config_overrides(t).items())): name for name, t in named}
+    parents = {}
+    for name, trial in named:
+        if PARENT not in trial:
+            continue
+        if INIT_KEY in trial:
+            raise ValueError(f"trial {name!r} sets both {PARENT} and {INIT_KEY}: its parent's "
+                             "workdir is what initialises it")
+        parent = by_overrides.get(repr(sorted(dict(trial[PARENT]).items())))
+        if parent is None:
+            raise ValueError(f"trial {name!r}: its parent {trial[PARENT]} is not a trial of "
+                             "the sweep")
+        parents[name] = parent
+    for name in parents:
+        seen, node = {name}, name
+        while node in parents:
+            node = parents[node]
+            if node in seen:
+                raise ValueError(f"trial {name!r}: its chain of parents is a cycle")
+            seen.add(node)
+    return parents
+
+
+def check_study(study: dict, trials: list[dict], where: str) -> None:
+    """A study's reference and claim arms must each name swept values of some trial."""
+    unknown = set(study) - {"reference", "claims"}
+    if unknown:
+        raise ValueError(f"{where}: unknown study fields {sorted(unknown)}; expected "
+                         "'reference' and 'claims'")
+    arms = [("reference", study.get("reference", {}))]
+    for claim in study.get("claims", []):
+        if claim.get("expect") not in EXPECTATIONS:
+            raise ValueError(f"{where}: claim {claim.get('paper')!r} expects "
+                             f"{claim.get('expect')!r}; expected one of {EXPECTATIONS}")
+        arms.append((f"claim {claim.get('paper')!r}", claim.get("arm", {})))
+    for label, arm in arms:
+        if not any(all(config_overrides(t).get(k) == v for k, v in arm.items())
+                   for t in trials):
+            raise ValueError(f"{where}: the {label} arm {arm} matches no trial")
 
 
 def split_config_arg(config_arg: str) -> tuple[str, str | None]:
@@ -145,8 +219,9 @@ def load_config_module(path: str):
     return module
 
 
-def load_sweep(config_arg: str, sweep_name: str) -> tuple[ml_collections.ConfigDict, list]:
-    """The base config of ``config_arg`` and the named sweep's override dicts.
+def load_sweep(config_arg: str, sweep_name: str) -> tuple[ml_collections.ConfigDict, list, dict]:
+    """The base config of ``config_arg``, the named sweep's override dicts and its study
+    (``{}`` when the file's ``STUDIES`` has none of that name).
 
     Every trial's overrides are applied to a copy of the base config, so an unknown key or a
     bad value fails here, before any trial runs.
@@ -161,5 +236,8 @@ def load_sweep(config_arg: str, sweep_name: str) -> tuple[ml_collections.ConfigD
     if not trials:
         raise ValueError(f"sweep {sweep_name!r} of {path} has no trials")
     for overrides in trials:
-        apply_overrides(base.copy_and_resolve_references(), overrides)
-    return base, trials
+        apply_overrides(base.copy_and_resolve_references(), config_overrides(overrides))
+    parent_names(name_trials(trials))
+    study = getattr(module, "STUDIES", {}).get(sweep_name, {})
+    check_study(study, trials, f"{path} study {sweep_name!r}")
+    return base, trials, study

@@ -33,6 +33,7 @@ def test_released_weights_score_as_the_numpy_reference_net(tiny_data_dir, tmp_pa
     config = tiny_config("fcn8s")
     config.data.data_dir = tiny_data_dir
     config.model.caffe = True
+    config.model.fc6_kernel = 7           # the release's VGG16 fc6
     config.parallel.num_devices = 1
     config.eval.batch_size = 1
     sd = ref.random_state_dict("fcn8s", 0, (4, 8, 16, 32, 32), 32, 7, bilinear=True)

@@ -151,8 +151,8 @@ def test_a_checkpoint_of_another_model_is_refused_untouched(finished_run, tiny_d
     config = small_config(tiny_data_dir, 4)
     config.model.fc_channels = 24
     expected = (rf"step 2 checkpoint in {workdir}/checkpoints does not fit this model "
-                r".*params/trunk/fc6/kernel/value: checkpoint \(7, 7, 32, 16\) vs model "
-                r"\(7, 7, 32, 24\).*use that config")
+                r".*params/trunk/fc6/kernel/value: checkpoint \(3, 3, 32, 16\) vs model "
+                r"\(3, 3, 32, 24\).*use that config")
     with pytest.raises(CheckpointError, match=expected):
         train.train_and_evaluate(config, workdir)
     assert snapshot(workdir) == before

@@ -214,7 +214,9 @@ def test_a_really_full_disk_is_one_line_naming_the_disk(tiny_data_dir, tmp_path)
         flags = cli_flags("fcn32s", tiny_data_dir, str(small / "run"), tiny_cli_overrides(6))
         proc = cli(["fcn_jax.main", *flags])
         line = one_error_line(proc)
-        assert "failed: the disk is full (ValueError: RESOURCE_EXHAUSTED" in line
+        assert "failed: the disk is full (" in line
+        # tensorstore (orbax) or Python itself may be the first writer to hit the limit
+        assert "RESOURCE_EXHAUSTED" in line or "[Errno 28] No space left on device" in line
         assert "No complete checkpoint was written yet; free disk space" in line
 
 

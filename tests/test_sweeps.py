@@ -93,9 +93,9 @@ def test_trial_names_are_short_safe_and_unique():
 
 
 def test_ready_made_sweeps_load_and_unknown_names_list_the_available():
-    _, trials = sweeps.load_sweep("configs/default.py", "lr_decoder")
+    _, trials, _ = sweeps.load_sweep("configs/default.py", "lr_decoder")
     assert {"optim.learning_rate", "model.decoder"} == set(sweeps.swept_keys(trials))
-    base, trials = sweeps.load_sweep("configs/default.py:fcn32s", "variant_seed")
+    base, trials, _ = sweeps.load_sweep("configs/default.py:fcn32s", "variant_seed")
     assert base.model.variant == "fcn32s"
     assert {t["model.variant"] for t in trials} == set(default.VARIANTS)
     assert len({t["seed"] for t in trials}) > 1
