@@ -87,6 +87,21 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     return c
 
 
+# The file ``make classifier`` writes (configs/classifier.py), relative to the repository root,
+# where sweep trials run: the ImageNet stand-in every study below starts from (section 4.1).
+CLASSIFIER_WEIGHTS = "workdirs/classifier/vgg16_classifier.npz"
+STUDY_SEEDS = range(5)
+# The paper's fine-tuning recipe (section 4.1): SGD, momentum 0.9, a fixed learning rate,
+# biases at twice the rate. The rate is the best of the ``sgd_lr`` sweep (see README, Studies).
+PAPER_RECIPE = {"optim.name": "sgd", "optim.momentum": 0.9, "optim.learning_rate": 0.01,
+                "optim.schedule": "constant", "optim.warmup_steps": 0, "optim.bias_lr_mult": 2.0}
+# Steps per stage: FCN-32s (and -fixed) from the classifier, then FCN-16s and FCN-8s from the
+# previous stage; at-once trains as long as the three stages together (the release: 300k
+# iterations against 100k per stage).
+STAGE_STEPS = {"fcn32s": 1000, "fcn16s": 500, "fcn8s": 500}
+EVAL_EVERY = {"train.eval_every": 250, "train.checkpoint_every": 250}
+
+
 def lr_decoder_sweep() -> list[dict]:
     """Learning rate x decoder (fixed bilinear or learned from bilinear initialisation)."""
     return sweeps.product(sweeps.sweep("optim.learning_rate", [1e-3, 3e-3]),
@@ -99,5 +114,68 @@ def variant_seed_sweep() -> list[dict]:
                           sweeps.sweep("seed", [0, 1, 2]))
 
 
+def pretraining_sweep() -> list[dict]:
+    """FCN-8s from scratch vs from the pretrained classifier (section 3.1), five seeds, the
+    default run's recipe for 1000 steps."""
+    setting = {"train.num_steps": 1000, **EVAL_EVERY}
+    return sweeps.product(sweeps.sweep(sweeps.INIT_KEY, ["", CLASSIFIER_WEIGHTS]),
+                          sweeps.sweep("seed", STUDY_SEEDS), [setting])
+
+
+def sgd_lr_sweep() -> list[dict]:
+    """The paper's recipe's one free number on this data: FCN-32s from the classifier, SGD at
+    four fixed learning rates, 500 steps, one seed."""
+    setting = {**PAPER_RECIPE, "model.variant": "fcn32s", sweeps.INIT_KEY: CLASSIFIER_WEIGHTS,
+               "train.num_steps": 500, **EVAL_EVERY}
+    return sweeps.product(sweeps.sweep("optim.learning_rate", [0.003, 0.01, 0.03, 0.1]),
+                          [{k: v for k, v in setting.items() if k != "optim.learning_rate"}])
+
+
+def skips_sweep() -> list[dict]:
+    """Table 2 in miniature, five seeds, the paper's recipe: FCN-32s-fixed (only score_fr
+    trained) and FCN-32s from the classifier, FCN-16s from that FCN-32s, FCN-8s from that
+    FCN-16s (section 4.2), and FCN-8s at-once from the classifier, its pool4 / pool3 inputs
+    scaled by 0.01 / 1e-4 (the release)."""
+    trials = []
+    for seed in STUDY_SEEDS:
+        common = {**PAPER_RECIPE, "seed": seed, **EVAL_EVERY}
+        start = {**common, sweeps.INIT_KEY: CLASSIFIER_WEIGHTS}
+
+        def stage(variant: str) -> dict:
+            return {"model.variant": variant, "train.num_steps": STAGE_STEPS[variant]}
+
+        trials.append({**start, **stage("fcn32s"), "optim.train_only": ("score_fr",)})
+        trials += sweeps.stages({**start, **stage("fcn32s")}, {**common, **stage("fcn16s")},
+                                {**common, **stage("fcn8s")})
+        trials.append({**start, "model.variant": "fcn8s", "model.skip_scales": (0.01, 1e-4),
+                       "train.num_steps": sum(STAGE_STEPS.values())})
+    return trials
+
+
 # Named sweeps for ``python -m experiments.sweep --config configs/default.py --sweep NAME``.
-SWEEPS = {"lr_decoder": lr_decoder_sweep, "variant_seed": variant_seed_sweep}
+SWEEPS = {"lr_decoder": lr_decoder_sweep, "variant_seed": variant_seed_sweep,
+          "pretraining": pretraining_sweep, "sgd_lr": sgd_lr_sweep, "skips": skips_sweep}
+
+# Studies (fcn_jax/sweeps.py): the reference arm and the paper's claims, for experiments.report.
+STUDIES = {
+    "pretraining": {
+        "reference": {sweeps.INIT_KEY: ""},
+        "claims": [{"arm": {sweeps.INIT_KEY: CLASSIFIER_WEIGHTS}, "expect": "higher",
+                    "paper": "every FCN starts from a pretrained classifier (3.1); from scratch "
+                             "is not reported as viable at this data scale"}]},
+    "skips": {
+        "reference": {"model.variant": "fcn32s", "optim.train_only": None},
+        "claims": [
+            {"arm": {"model.variant": "fcn32s", "optim.train_only": ["score_fr"]},
+             "expect": "lower", "paper": "FCN-32s-fixed 45.4 < FCN-32s 59.4 (Table 2)"},
+            {"arm": {"model.variant": "fcn16s"}, "expect": "higher",
+             "paper": "FCN-16s 62.4 > FCN-32s 59.4 (Table 2)"},
+            {"arm": {"model.variant": "fcn8s", "model.skip_scales": None}, "expect": "higher",
+             "paper": "FCN-8s 62.7 > FCN-32s 59.4 (Table 2)"},
+            {"arm": {"model.variant": "fcn8s", "model.skip_scales": None},
+             "versus": {"model.variant": "fcn16s"}, "expect": "same",
+             "paper": "FCN-8s 62.7 vs FCN-16s 62.4: diminishing returns past 16s (Table 2)"},
+            {"arm": {"model.variant": "fcn8s", "model.skip_scales": [0.01, 0.0001]},
+             "versus": {"model.variant": "fcn8s", "model.skip_scales": None}, "expect": "same",
+             "paper": "FCN-8s at-once 65.4 vs staged 65.5: no meaningful difference (release)"}]},
+}

@@ -97,11 +97,13 @@ def arm_label(setting: dict) -> str:
 
 def matching_row(rows: list[dict], arm: dict, label: str) -> dict:
     """The one row whose setting has ``arm``'s values."""
-    found = [r for r in rows if all(sweeps.as_json(r["setting"].get(k)) == sweeps.as_json(v)
-                                    for k, v in arm.items())]
-    if len(found) != 1:
-        raise ValueError(f"the study's {label} arm {arm} matches {len(found)} rows of finished "
-                         "trials, not one: name its other swept values too")
+    found = [r for r in rows if sweeps.matches(r["setting"], arm)]
+    if not found:
+        raise ValueError(f"the study's {label} arm {arm} matches no finished trial: run the "
+                         "sweep to the end (experiments.sweep resumes it), then report again")
+    if len(found) > 1:
+        raise ValueError(f"the study's {label} arm {arm} matches {len(found)} settings of "
+                         "finished trials, not one: name its other swept values too")
     return found[0]
 
 
@@ -171,13 +173,16 @@ def study_section(study: dict, rows: list[dict], trials: list[dict]) -> tuple[li
         lines += ["", "| paper says | measured here (mean IU difference, 95% interval) | agrees? |",
                   "|---|---|---|"]
         for claim in study["claims"]:
-            row = matching_row(rows, claim["arm"], f"claim {claim['paper']!r}")
-            difference = paired_difference(seed_values(row, trials), ref_values)
+            label = f"claim {claim['paper']!r}"
+            row = matching_row(rows, claim["arm"], label)
+            versus = (matching_row(rows, claim["versus"], label + " versus")
+                      if "versus" in claim else reference)
+            difference = paired_difference(seed_values(row, trials), seed_values(versus, trials))
             mean, interval = format_interval(difference)
             agrees = verdict(claim["expect"], difference)
             payload["claims"].append({**claim, "difference": difference, "agrees": agrees})
-            lines.append(f"| {claim['paper']} | {arm_label(row['setting'])}: {mean} "
-                         f"{interval} | {agrees} |")
+            lines.append(f"| {claim['paper']} | {arm_label(row['setting'])} minus "
+                         f"{arm_label(versus['setting'])}: {mean} {interval} | {agrees} |")
     return lines + [""], payload
 
 

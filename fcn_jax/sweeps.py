@@ -10,9 +10,10 @@ trial (paper section 4.2: FCN-16s starts from the trained FCN-32s, FCN-8s from F
 holds ``PARENT``: the overrides of the trial whose workdir initialises it (``stages``).
 
 A config file may describe a sweep as a study in a module-level ``STUDIES`` dict (same name):
-``{"reference": {key: value}, "claims": [{"arm": {key: value}, "expect": "higher" | "lower" |
-"same", "paper": "what the paper says"}]}``; ``experiments.report`` then gives each arm's
-difference to the reference arm, paired by seed, and a row per claim.
+``{"reference": {key: value}, "claims": [{"arm": {key: value}, "versus": {key: value},
+"expect": "higher" | "lower" | "same", "paper": "what the paper says"}]}`` (``versus`` defaults
+to the reference arm; a value ``None`` means "key not set by the trial"). ``experiments.report``
+then gives each arm's difference to the reference arm, paired by seed, and a row per claim.
 """
 
 import ast
@@ -192,14 +193,24 @@ def check_study(study: dict, trials: list[dict], where: str) -> None:
                          "'reference' and 'claims'")
     arms = [("reference", study.get("reference", {}))]
     for claim in study.get("claims", []):
+        extra = set(claim) - {"arm", "versus", "expect", "paper"}
+        if extra:
+            raise ValueError(f"{where}: claim {claim.get('paper')!r} has unknown fields "
+                             f"{sorted(extra)}; expected arm, versus, expect, paper")
         if claim.get("expect") not in EXPECTATIONS:
             raise ValueError(f"{where}: claim {claim.get('paper')!r} expects "
                              f"{claim.get('expect')!r}; expected one of {EXPECTATIONS}")
         arms.append((f"claim {claim.get('paper')!r}", claim.get("arm", {})))
+        if "versus" in claim:
+            arms.append((f"claim {claim.get('paper')!r} versus", claim["versus"]))
     for label, arm in arms:
-        if not any(all(config_overrides(t).get(k) == v for k, v in arm.items())
-                   for t in trials):
+        if not any(matches(config_overrides(t), arm) for t in trials):
             raise ValueError(f"{where}: the {label} arm {arm} matches no trial")
+
+
+def matches(overrides: dict, arm: dict) -> bool:
+    """Whether a trial's overrides have every value of a study arm (``None``: not set)."""
+    return all(as_json(overrides.get(k)) == as_json(v) for k, v in arm.items())
 
 
 def split_config_arg(config_arg: str) -> tuple[str, str | None]:

@@ -6,7 +6,9 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from configs import default
 from fcn_jax import sweeps
@@ -43,6 +45,10 @@ SWEEPS = {{
                                     sweeps.sweep("seed", [0, 1]))
                      + [{{"optim.learning_rate": 3e-3, "seed": 0}}]),
     "broken": lambda: [{{"seed": 0}}, {{"seed": 1, "train.batch_size": 3}}],
+    # two FCN-32s -> FCN-16s chains; the second's parent crashes at start-up
+    "staged": lambda: (sweeps.stages({{"seed": 0}}, {{"model.variant": "fcn16s", "seed": 0}})
+                       + sweeps.stages({{"seed": 1, "train.batch_size": 3}},
+                                       {{"model.variant": "fcn16s", "seed": 1}})),
 }}
 """
 
@@ -198,3 +204,162 @@ def test_an_unknown_override_fails_before_any_trial(tiny_config_file, tmp_path):
     assert proc.returncode == 2
     assert "unknown config key 'model.widht'" in proc.stderr
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_staged_trial_starts_from_its_parents_workdir_after_it(tiny_config_file, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = ["--config", tiny_config_file, "--sweep", "staged", "--workdir", str(sweep_dir)]
+    commands = tmp_path / "commands.txt"
+    proc = run_module("experiments.sweep", *args, "--emit-commands", str(commands))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "wrote 2 commands" in proc.stdout and "2 staged trials wait" in proc.stdout
+    assert all("fcn16s" not in line for line in commands.read_text().splitlines())
+
+    proc = run_module("experiments.sweep", *args, "--parallel", "2")
+    assert proc.returncode == 1
+    assert "1 of 4 trials failed, 1 not started after their parent" in proc.stderr
+    parent, child = sweep_dir / "seed=0", sweep_dir / "seed=0,variant=fcn16s"
+    status = json.loads((sweep_dir / "sweep_status.json").read_text())
+    assert status[child.name] == "finished"
+    assert status["seed=1,variant=fcn16s"] == (
+        "not started (its parent seed=1,batch_size=3 did not finish)")
+    assert not (sweep_dir / "seed=1,variant=fcn16s" / "log.txt").exists()
+    config = json.loads((child / "config.json").read_text())
+    assert config["model"]["init_from"] == str(parent)
+    assert config["model"]["variant"] == "fcn16s"
+    # the child began after its parent wrote its results, and its log says what it loaded
+    assert os.path.getmtime(parent / "results.json") <= os.path.getmtime(child / "config.json")
+    assert str(parent) in (child / "log.txt").read_text()
+    manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    assert {t["name"]: t["parent"] for t in manifest["trials"]}[child.name] == parent.name
+
+    # once the finished chain is done, an emit lists only the failed parent (its child waits)
+    proc = run_module("experiments.sweep", *args, "--emit-commands", str(commands))
+    assert "wrote 1 commands" in proc.stdout and "1 staged trials wait" in proc.stdout
+
+
+def test_stage_links_name_a_trial_of_the_sweep():
+    chain = sweeps.stages({"seed": 0}, {"model.variant": "fcn16s"}, {"model.variant": "fcn8s"})
+    assert chain[2][sweeps.PARENT] == {"model.variant": "fcn16s"}
+    named = sweeps.name_trials(chain)
+    assert sweeps.parent_names(named) == {"variant=fcn16s": "seed=0",
+                                          "variant=fcn8s": "variant=fcn16s"}
+    orphan = [{"seed": 0}, {"seed": 1, sweeps.PARENT: {"seed": 2}}]
+    with pytest.raises(ValueError, match=r"its parent \{'seed': 2\} is not a trial"):
+        sweeps.parent_names(sweeps.name_trials(orphan))
+    both = [{"seed": 0}, {"seed": 1, sweeps.PARENT: {"seed": 0}, sweeps.INIT_KEY: "x.npz"}]
+    with pytest.raises(ValueError, match="sets both @parent and model.init_from"):
+        sweeps.parent_names(sweeps.name_trials(both))
+    cycle = [{"seed": 0, sweeps.PARENT: {"seed": 1}}, {"seed": 1, sweeps.PARENT: {"seed": 0}}]
+    with pytest.raises(ValueError, match="is a cycle"):
+        sweeps.parent_names(sweeps.name_trials(cycle))
+
+
+def test_the_paper_studies_load_with_their_chains_and_arms():
+    _, trials, study = sweeps.load_sweep("configs/default.py", "skips")
+    assert len(trials) == 5 * 5
+    named = dict(sweeps.name_trials(trials))
+    parents = sweeps.parent_names(list(named.items()))
+    for child, parent in parents.items():
+        variants = (named[parent]["model.variant"], named[child]["model.variant"])
+        assert variants in {("fcn32s", "fcn16s"), ("fcn16s", "fcn8s")}
+        assert named[parent]["seed"] == named[child]["seed"]
+        assert "optim.train_only" not in named[parent]
+    assert len(parents) == 2 * 5
+    arms = [study["reference"]] + [c["arm"] for c in study["claims"]]
+    for arm in arms:
+        assert sum(sweeps.matches(t, arm) for t in trials) == 5, arm
+    _, trials, study = sweeps.load_sweep("configs/default.py", "pretraining")
+    assert [sum(sweeps.matches(t, c["arm"]) for t in trials) for c in study["claims"]] == [5]
+
+
+STUDY_CONFIG = """
+from configs import default
+from fcn_jax import sweeps
+
+get_config = default.get_config
+SWEEPS = {{"s": lambda: sweeps.product(sweeps.sweep("model.variant", ["fcn32s", "fcn8s"]),
+                                       sweeps.sweep("seed", [0, 1]))}}
+STUDIES = {{"s": {study}}}
+"""
+
+
+@pytest.mark.parametrize("study, error", [
+    ('{"reference": {"model.variant": "fcn16s"}}',
+     r"the reference arm \{'model.variant': 'fcn16s'\} matches no trial"),
+    ('{"reference": {}, "claims": [{"arm": {}, "expect": "better", "paper": "p"}]}',
+     r"claim 'p' expects 'better'; expected one of \('higher', 'lower', 'same'\)"),
+    ('{"reference": {}, "claims": [{"arm": {}, "expect": "same", "paper": "p", "vs": {}}]}',
+     r"claim 'p' has unknown fields \['vs'\]"),
+    ('{"referense": {}}', r"unknown study fields \['referense'\]"),
+])
+def test_a_bad_study_is_one_line_before_any_trial(study, error, tmp_path):
+    path = tmp_path / "study.py"
+    path.write_text(STUDY_CONFIG.format(study=study))
+    proc = run_module("experiments.sweep", "--config", str(path), "--sweep", "s",
+                      "--workdir", str(tmp_path / "sweep"))
+    assert proc.returncode == 2
+    assert re.search(error, proc.stderr), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "sweep").exists()
+
+
+def fake_study_dir(path, values: dict, study: dict):
+    """A sweep directory of finished trials with the given mean IU per (variant, seed)."""
+    trials = []
+    for (variant, seed), mean_iu in values.items():
+        name = f"variant={variant},seed={seed}"
+        trials.append({"name": name, "overrides": {"model.variant": variant, "seed": seed},
+                       "parent": None})
+        os.makedirs(path / name)
+        metrics = {"pixel_acc": 90.0, "mean_acc": 70.0, "mean_iu": mean_iu, "fw_iu": 80.0}
+        (path / name / "results.json").write_text(json.dumps(
+            {"split": "validation", "metrics": metrics, "confusion": [[5, 1], [2, 7]]}))
+    (path / "sweep.json").write_text(json.dumps(
+        {"config": "c.py", "sweep": "s", "common_overrides": {}, "study": study,
+         "swept_keys": ["model.variant", "seed"], "trials": trials}))
+
+
+def test_the_study_report_gives_paired_intervals_and_claim_verdicts(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.uniform(20, 40, 5)
+    arms = {"fcn32s": base, "fcn16s": base + 3 + rng.normal(0, 0.5, 5),
+            "fcn8s": np.array([0.1, -0.1, 0.2, -0.2, 0.0]), "atonce": base - rng.uniform(1, 2, 5)}
+    arms["fcn8s"] = arms["fcn16s"] + arms["fcn8s"]
+    values = {(v, s): float(x[s]) for v, x in arms.items() for s in range(5)}
+    study = {"reference": {"model.variant": "fcn32s"}, "claims": [
+        {"arm": {"model.variant": "fcn16s"}, "expect": "higher", "paper": "16s > 32s"},
+        {"arm": {"model.variant": "fcn8s"}, "versus": {"model.variant": "fcn16s"},
+         "expect": "same", "paper": "8s = 16s"},
+        {"arm": {"model.variant": "atonce"}, "expect": "higher", "paper": "at-once > 32s"}]}
+    fake_study_dir(tmp_path, values, study)
+    proc = run_module("experiments.report", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    payload = json.loads((tmp_path / "report.json").read_text())["study"]
+    for claim, (arm, versus) in zip(payload["claims"], [("fcn16s", "fcn32s"),
+                                                         ("fcn8s", "fcn16s"),
+                                                         ("atonce", "fcn32s")]):
+        # scipy's paired t-test gives the same interval by another route
+        test = stats.ttest_rel(arms[arm], arms[versus])
+        low, high = test.confidence_interval(0.95)
+        got = claim["difference"]
+        assert got["seeds"] == 5
+        np.testing.assert_allclose([got["mean"], got["low"], got["high"]],
+                                   [np.mean(arms[arm] - arms[versus]), low, high], rtol=1e-9)
+        assert got["std"] == pytest.approx(np.std(arms[arm] - arms[versus], ddof=1))
+    verdicts = [c["agrees"] for c in payload["claims"]]
+    assert verdicts == ["yes: higher", "yes: no significant difference", "no: lower"]
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| 16s > 32s | model.variant=fcn16s minus model.variant=fcn32s: +" in markdown
+    assert "| at-once > 32s |" in markdown and "| no: lower |" in markdown
+    assert len(payload["differences"]) == 3
+
+
+def test_a_study_arm_without_finished_trials_is_one_line(tmp_path):
+    values = {("fcn32s", s): 30.0 + s for s in range(3)}
+    fake_study_dir(tmp_path, values, {"reference": {"model.variant": "fcn16s"}, "claims": []})
+    proc = run_module("experiments.report", str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "error: the study's reference arm {'model.variant': 'fcn16s'} matches no finished "
+        "trial: run the sweep to the end (experiments.sweep resumes it), then report again")
