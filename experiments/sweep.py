@@ -13,6 +13,8 @@ A staged trial (``sweeps.stages``) starts once its parent finished, from the par
 (``model.init_from``); when the parent fails, it is not started. ``--emit-commands FILE``
 writes one shell command per unfinished trial that can start now instead of running them
 (e.g. for a SLURM job array); staged trials follow in a later emit, once their parents finished.
+A trial that starts from a file (``model.init_from``, e.g. the pretrained classifier) that does
+not exist stops the sweep before any trial runs.
 """
 
 import argparse
@@ -85,7 +87,7 @@ def prepare(args: argparse.Namespace) -> list[dict]:
         if name in parents:
             config[sweeps.INIT_KEY] = os.path.join(workdir, parents[name])
         records.append({"name": name, "overrides": overrides, "parent": parents.get(name),
-                        "workdir": trial_dir,
+                        "init_from": config.get(sweeps.INIT_KEY, ""), "workdir": trial_dir,
                         "command": trial_command(config_arg, trial_dir, config)})
     os.makedirs(workdir, exist_ok=True)
     write_json(manifest_path, {"config": config_arg, "sweep": args.sweep,
@@ -113,6 +115,18 @@ def check_unchanged(workdir: str, old: dict, common: dict, named: list) -> None:
         raise ValueError(f"{workdir} holds trials run with other overrides ("
                          + "; ".join(changed) + "): rerun with the same ones, or choose "
                          "another --workdir")
+
+
+def check_init_files(records: list[dict]) -> None:
+    """Every unfinished trial that starts from a file or workdir (not its parent's) finds it,
+    relative to the repository root where trials run."""
+    for record in records:
+        path = record["init_from"]
+        if (record["parent"] is None and path and not is_finished(record)
+                and not os.path.exists(os.path.join(ROOT, path))):
+            hint = " (make classifier writes it)" if path.endswith("vgg16_classifier.npz") else ""
+            raise FileNotFoundError(f"trial {record['name']}: {sweeps.INIT_KEY}={path!r} does not "
+                                    f"exist{hint}; relative paths are from {ROOT}")
 
 
 def is_finished(record: dict) -> bool:
@@ -269,12 +283,13 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
         records = prepare(args)
+        if args.emit_commands:
+            emit_commands(records, args.emit_commands)
+            return 0
+        check_init_files(records)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.emit_commands:
-        emit_commands(records, args.emit_commands)
-        return 0
     status = run_trials(records, args.parallel)
     workdir = os.path.abspath(args.workdir)
     write_json(os.path.join(workdir, "sweep_status.json"), status)

@@ -3,8 +3,8 @@
     python -m fcn_jax.pretrain --config configs/classifier.py --workdir workdirs/classifier
 
 Trains ``models.classifier.VGG16Classifier`` on the ``fcn_objects`` images (softmax
-cross-entropy, SGD with momentum, random mirroring), reports top-1 accuracy on the validation
-split and writes, in the workdir: ``vgg16_classifier.npz`` (a torchvision VGG16 state dict,
+cross-entropy, the optimiser of ``configs/classifier.py``, random mirroring), reports top-1
+accuracy on the validation split and writes, in the workdir: ``vgg16_classifier.npz`` (a torchvision VGG16 state dict,
 which ``model.init_from`` convolutionalizes into an FCN), ``results.json``, ``config.json``
 and ``metrics.jsonl``. A workdir that already holds the results of the same config is
 reused as it is (``make run`` relies on this); one trained with another config is refused.

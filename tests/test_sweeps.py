@@ -45,6 +45,7 @@ SWEEPS = {{
                                     sweeps.sweep("seed", [0, 1]))
                      + [{{"optim.learning_rate": 3e-3, "seed": 0}}]),
     "broken": lambda: [{{"seed": 0}}, {{"seed": 1, "train.batch_size": 3}}],
+    "missing": lambda: [{{"seed": 0, "model.init_from": "workdirs/no/vgg16_classifier.npz"}}],
     # two FCN-32s -> FCN-16s chains; the second's parent crashes at start-up
     "staged": lambda: (sweeps.stages({{"seed": 0}}, {{"model.variant": "fcn16s", "seed": 0}})
                        + sweeps.stages({{"seed": 1, "train.batch_size": 3}},
@@ -363,3 +364,26 @@ def test_a_study_arm_without_finished_trials_is_one_line(tmp_path):
     assert proc.stderr.strip() == (
         "error: the study's reference arm {'model.variant': 'fcn16s'} matches no finished "
         "trial: run the sweep to the end (experiments.sweep resumes it), then report again")
+
+
+def test_a_missing_start_file_stops_the_sweep_before_any_trial(tiny_config_file, tmp_path):
+    proc = run_module("experiments.sweep", "--config", tiny_config_file, "--sweep", "missing",
+                      "--workdir", str(tmp_path / "sweep"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "error: trial seed=0,init_from=workdirs_no_vgg16_classifier.npz: "
+        "model.init_from='workdirs/no/vgg16_classifier.npz' does not exist "
+        f"(make classifier writes it); relative paths are from {ROOT}")
+    assert not list((tmp_path / "sweep").glob("*/log.txt"))
+
+
+@pytest.mark.parametrize("sweep, ready, waiting", [("sgd_lr", 4, 0), ("pretraining", 10, 0),
+                                                   ("skips", 15, 10)])
+def test_the_documented_study_commands_emit_their_trials(sweep, ready, waiting, tmp_path):
+    """README, Studies: the commands as documented, emitting instead of training."""
+    commands = tmp_path / "commands.txt"
+    proc = run_module("experiments.sweep", "--config", "configs/default.py", "--sweep", sweep,
+                      "--workdir", str(tmp_path / sweep), "--emit-commands", str(commands))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(commands.read_text().splitlines()) == ready
+    assert (f"{waiting} staged trials wait" in proc.stdout) == bool(waiting)
