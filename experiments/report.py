@@ -28,7 +28,8 @@ from fcn_jax.metrics import PAPER_METRICS as METRICS  # noqa: E402
 from fcn_jax.workdir import write_json  # noqa: E402
 from fcn_jax.writer import read_metrics  # noqa: E402
 
-SEED_KEY = "seed"
+SEED_KEY = sweeps.SEED_KEY
+SAME_MARGIN = 1.0  # mean IU points: a "same" claim agrees when the interval lies within +-this
 
 
 def read_json(path: str):
@@ -126,20 +127,20 @@ def paired_difference(arm: dict, reference: dict) -> dict:
     return result
 
 
-def verdict(expect: str, difference: dict) -> str:
-    """Whether a paired difference agrees with the paper's expected direction."""
+def verdict(expect: str, difference: dict, margin: float = SAME_MARGIN) -> str:
+    """Whether a paired difference agrees with what the paper expects: its 95% interval on
+    the expected side of 0, or for "same" inside +-margin (an equivalence test)."""
     if "low" not in difference:
         return "too few seeds to tell"
     low, high = difference["low"], difference["high"]
+    side = "higher" if low > 0 else "lower" if high < 0 else None
     if expect == "same":
-        return ("yes: no significant difference" if low <= 0 <= high
-                else f"no: {'higher' if low > 0 else 'lower'}")
-    sign = 1 if expect == "higher" else -1
-    if sign * low > 0 and sign * high > 0:
-        return f"yes: {expect}"
-    if low <= 0 <= high:
+        if -margin <= low and high <= margin:
+            return f"yes: within ±{margin:g}"
+        return f"no: {side}" if side else f"not separated: the interval is wider than ±{margin:g}"
+    if side is None:
         return "not separated (the interval contains 0)"
-    return f"no: {'lower' if expect == 'higher' else 'higher'}"
+    return f"yes: {side}" if side == expect else f"no: {side}"
 
 
 def format_interval(difference: dict) -> tuple[str, str]:
@@ -179,7 +180,7 @@ def study_section(study: dict, rows: list[dict], trials: list[dict]) -> tuple[li
                       if "versus" in claim else reference)
             difference = paired_difference(seed_values(row, trials), seed_values(versus, trials))
             mean, interval = format_interval(difference)
-            agrees = verdict(claim["expect"], difference)
+            agrees = verdict(claim["expect"], difference, claim.get("margin", SAME_MARGIN))
             payload["claims"].append({**claim, "difference": difference, "agrees": agrees})
             lines.append(f"| {claim['paper']} | {arm_label(row['setting'])} minus "
                          f"{arm_label(versus['setting'])}: {mean} {interval} | {agrees} |")

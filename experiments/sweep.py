@@ -10,11 +10,12 @@ command exits non-zero if any failed. A rerun with other common overrides (or a 
 overrides changed) is refused, naming them. SIGTERM/SIGINT is forwarded to the running
 trials, which save a checkpoint and stop; no new trial starts, and the command exits with 75.
 A staged trial (``sweeps.stages``) starts once its parent finished, from the parent's workdir
-(``model.init_from``); when the parent fails, it is not started. ``--emit-commands FILE``
-writes one shell command per unfinished trial that can start now instead of running them
-(e.g. for a SLURM job array); staged trials follow in a later emit, once their parents finished.
+(``model.init_from``); when the parent fails (or is interrupted), it is not started.
+``--emit-commands FILE`` writes one shell command per unfinished trial that can start now
+instead of running them (e.g. for a SLURM job array); staged trials follow in a later emit,
+once their parents finished.
 A trial that starts from a file (``model.init_from``, e.g. the pretrained classifier) that does
-not exist stops the sweep before any trial runs.
+not exist stops the sweep before any trial runs (``--emit-commands`` warns and writes them).
 """
 
 import argparse
@@ -117,16 +118,21 @@ def check_unchanged(workdir: str, old: dict, common: dict, named: list) -> None:
                          "another --workdir")
 
 
-def check_init_files(records: list[dict]) -> None:
+def check_init_files(records: list[dict], missing_is_error: bool) -> None:
     """Every unfinished trial that starts from a file or workdir (not its parent's) finds it,
-    relative to the repository root where trials run."""
+    relative to the repository root where trials run; else an error, or a warning (emitted
+    commands may run once it exists)."""
     for record in records:
         path = record["init_from"]
         if (record["parent"] is None and path and not is_finished(record)
                 and not os.path.exists(os.path.join(ROOT, path))):
             hint = " (make classifier writes it)" if path.endswith("vgg16_classifier.npz") else ""
-            raise FileNotFoundError(f"trial {record['name']}: {sweeps.INIT_KEY}={path!r} does not "
-                                    f"exist{hint}; relative paths are from {ROOT}")
+            problem = (f"trial {record['name']}: {sweeps.INIT_KEY}={path!r} does not exist{hint}; "
+                       f"relative paths are from {ROOT}")
+            if missing_is_error:
+                raise FileNotFoundError(problem)
+            print(f"warning: {problem}", file=sys.stderr)
+            return
 
 
 def is_finished(record: dict) -> bool:
@@ -141,6 +147,9 @@ def shell_command(record: dict) -> str:
 
 
 def emit_commands(records: list[dict], path: str) -> None:
+    """Write the ready trials' shell lines; emit again only once those tasks have ended (a
+    trial still running would be started twice)."""
+    check_init_files(records, missing_is_error=False)
     finished = {r["name"] for r in records if is_finished(r)}
     pending = [r for r in records if r["name"] not in finished]
     ready = [r for r in pending if r["parent"] is None or r["parent"] in finished]
@@ -229,14 +238,18 @@ def next_ready(queue: list[dict], status: dict) -> dict | None:
 
 
 def block_orphans(queue: list[dict], status: dict) -> None:
-    """Trials whose parent failed or was not started: never started, said so."""
+    """Trials whose parent failed, was interrupted or was not started: never started, said
+    so (an interrupted chain resumes with the same command; a failed one needs a fix first)."""
     blocked = True
     while blocked:
         blocked = [r for r in queue if status.get(r["parent"], "").startswith(
             ("failed", "not started", "interrupted"))]
         for record in blocked:
             queue.remove(record)
-            status[record["name"]] = f"not started (its parent {record['parent']} did not finish)"
+            parent = status[record["parent"]]
+            why = ("was interrupted" if "interrupted" in parent or "received" in parent
+                   else "did not finish")
+            status[record["name"]] = f"not started (its parent {record['parent']} {why})"
 
 
 def run_trials(records: list[dict], parallel: int) -> dict:
@@ -272,6 +285,10 @@ def run_trials(records: list[dict], parallel: int) -> dict:
                     failed += 1
             progress.show(done, len(running), failed)
             block_orphans(queue, status)
+            if (queue and not running and not signals.received
+                    and next_ready(list(queue), status) is None):
+                raise RuntimeError(f"no trial can start: {[r['name'] for r in queue]} wait for "
+                                   "parents that will not finish")  # a bug, never a user error
             time.sleep(POLL_SECONDS if running else 0)
     progress.close()
     for record in queue:
@@ -286,7 +303,7 @@ def main(argv: list[str]) -> int:
         if args.emit_commands:
             emit_commands(records, args.emit_commands)
             return 0
-        check_init_files(records)
+        check_init_files(records, missing_is_error=True)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -296,10 +313,16 @@ def main(argv: list[str]) -> int:
     print(f"sweep {args.sweep!r} in {workdir}:")
     for record in records:
         print(f"  {record['name']}: {status[record['name']]}")
+    return exit_code(status)
+
+
+def exit_code(status: dict) -> int:
+    """1 when a trial failed (or waits on one that did), 75 when the sweep was interrupted
+    (run the same command to resume), else 0; says which on stderr."""
     failures = [name for name, s in status.items() if s.startswith("failed")]
-    orphans = [name for name, s in status.items() if "its parent" in s]
+    orphans = [name for name, s in status.items() if s.endswith("did not finish)")]
     if failures or orphans:
-        print(f"{len(failures)} of {len(records)} trials failed"
+        print(f"{len(failures)} of {len(status)} trials failed"
               + (f", {len(orphans)} not started after their parent" if orphans else ""),
               file=sys.stderr)
         return 1

@@ -11,9 +11,11 @@ holds ``PARENT``: the overrides of the trial whose workdir initialises it (``sta
 
 A config file may describe a sweep as a study in a module-level ``STUDIES`` dict (same name):
 ``{"reference": {key: value}, "claims": [{"arm": {key: value}, "versus": {key: value},
-"expect": "higher" | "lower" | "same", "paper": "what the paper says"}]}`` (``versus`` defaults
-to the reference arm; a value ``None`` means "key not set by the trial"). ``experiments.report``
-then gives each arm's difference to the reference arm, paired by seed, and a row per claim.
+"expect": "higher" | "lower" | "same", "margin": 1.0, "paper": "what the paper says"}]}``
+(``versus`` defaults to the reference arm; ``margin``, in mean IU points, is how close "same"
+must be; a value ``None`` means "key not set by the trial"). Each arm must pick out exactly one
+setting (swept values but the seed). ``experiments.report`` then gives each arm's difference to
+the reference arm, paired by seed, and a row per claim.
 """
 
 import ast
@@ -30,6 +32,8 @@ MAX_NAME_LENGTH = 120
 PARENT = "@parent"                  # a trial's key: the overrides of the trial it starts from
 INIT_KEY = "model.init_from"        # what a staged trial's parent workdir is passed as
 EXPECTATIONS = ("higher", "lower", "same")
+CLAIM_FIELDS = {"arm", "versus", "expect", "paper", "margin"}
+SEED_KEY = "seed"                   # trials that differ only in it are one setting's repeats
 
 
 def sweep(key: str, values) -> list[dict]:
@@ -54,7 +58,11 @@ def zip_(*axes: list[dict]) -> list[dict]:
 
 
 def stages(*trials: dict) -> list[dict]:
-    """A staged chain: each trial after the first starts from the previous one's workdir."""
+    """A staged chain: each trial after the first starts from the previous one's workdir.
+
+    Build one chain per combination of the other values (e.g. per seed, with every key in
+    each trial) rather than passing chains to ``product``: a parent is found by its overrides.
+    """
     chain = [dict(trials[0])]
     for trial in trials[1:]:
         parent = {k: v for k, v in chain[-1].items() if k != PARENT}
@@ -185,32 +193,54 @@ def parent_names(named: list[tuple[str, dict]]) -> dict[str, str]:
     return parents
 
 
+def settings(trials: list[dict]) -> list[dict]:
+    """The distinct settings of a sweep: each trial's swept values but the seed, as the report
+    groups them into rows."""
+    keys = [k for k in swept_keys(trials) if k != SEED_KEY]
+    found = {}
+    for trial in trials:
+        setting = {k: config_overrides(trial).get(k) for k in keys}
+        found.setdefault(json.dumps(as_json(setting), sort_keys=True), setting)
+    return list(found.values())
+
+
 def check_study(study: dict, trials: list[dict], where: str) -> None:
-    """A study's reference and claim arms must each name swept values of some trial."""
+    """A study (``{}``: none) names a reference arm and its claims; every arm (swept values)
+    must pick out exactly one setting of the sweep, the rows the report compares."""
+    if not study:
+        return
     unknown = set(study) - {"reference", "claims"}
-    if unknown:
-        raise ValueError(f"{where}: unknown study fields {sorted(unknown)}; expected "
-                         "'reference' and 'claims'")
-    arms = [("reference", study.get("reference", {}))]
+    if unknown or "reference" not in study:
+        raise ValueError(f"{where}: study fields {sorted(study)}; expected 'reference' and "
+                         "optionally 'claims'")
+    arms = [("reference", study["reference"])]
     for claim in study.get("claims", []):
-        extra = set(claim) - {"arm", "versus", "expect", "paper"}
-        if extra:
-            raise ValueError(f"{where}: claim {claim.get('paper')!r} has unknown fields "
-                             f"{sorted(extra)}; expected arm, versus, expect, paper")
-        if claim.get("expect") not in EXPECTATIONS:
-            raise ValueError(f"{where}: claim {claim.get('paper')!r} expects "
-                             f"{claim.get('expect')!r}; expected one of {EXPECTATIONS}")
-        arms.append((f"claim {claim.get('paper')!r}", claim.get("arm", {})))
+        label = f"claim {claim.get('paper')!r}"
+        if not {"arm", "expect", "paper"} <= set(claim) <= CLAIM_FIELDS:
+            raise ValueError(f"{where}: {label} has fields {sorted(claim)}; expected arm, "
+                             "expect, paper and optionally versus, margin")
+        if claim["expect"] not in EXPECTATIONS:
+            raise ValueError(f"{where}: {label} expects {claim['expect']!r}; expected one of "
+                             f"{EXPECTATIONS}")
+        arms.append((label, claim["arm"]))
         if "versus" in claim:
-            arms.append((f"claim {claim.get('paper')!r} versus", claim["versus"]))
+            arms.append((f"{label} versus", claim["versus"]))
+    swept = set(swept_keys(trials)) - {SEED_KEY}
+    rows = settings(trials)
     for label, arm in arms:
-        if not any(matches(config_overrides(t), arm) for t in trials):
-            raise ValueError(f"{where}: the {label} arm {arm} matches no trial")
+        if not set(arm) <= swept:
+            raise ValueError(f"{where}: the {label} arm {arm} names keys the sweep does not "
+                             f"vary ({sorted(set(arm) - swept)}); the swept ones: {sorted(swept)}")
+        found = [row for row in rows if matches(row, arm)]
+        if len(found) != 1:
+            raise ValueError(f"{where}: the {label} arm {arm} matches {len(found)} settings of "
+                             "the sweep, not one" + (": name more of their swept values"
+                                                     if found else ""))
 
 
-def matches(overrides: dict, arm: dict) -> bool:
-    """Whether a trial's overrides have every value of a study arm (``None``: not set)."""
-    return all(as_json(overrides.get(k)) == as_json(v) for k, v in arm.items())
+def matches(setting: dict, arm: dict) -> bool:
+    """Whether a setting has every value of a study arm (``None``: not set by the trial)."""
+    return all(as_json(setting.get(k)) == as_json(v) for k, v in arm.items())
 
 
 def split_config_arg(config_arg: str) -> tuple[str, str | None]:

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from configs import default
+from experiments import report, sweep
 from fcn_jax import sweeps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # a trial whose batch does not divide over the 4 fake devices, so it crashes at start-up.
 TINY_CONFIG = """
 from configs import default
+from experiments import report, sweep
 from fcn_jax import sweeps
 
 
@@ -238,6 +240,14 @@ def test_a_staged_trial_starts_from_its_parents_workdir_after_it(tiny_config_fil
     proc = run_module("experiments.sweep", *args, "--emit-commands", str(commands))
     assert "wrote 1 commands" in proc.stdout and "1 staged trials wait" in proc.stdout
 
+    # a child left unfinished after its parent finished in an earlier run resumes on a rerun
+    (child / "results.json").unlink()
+    proc = run_module("experiments.sweep", *args)
+    status = json.loads((sweep_dir / "sweep_status.json").read_text())
+    assert status[parent.name] == "skipped (finished before)"
+    assert status[child.name] == "finished"
+    assert "resumed from" in (child / "log.txt").read_text()
+
 
 def test_stage_links_name_a_trial_of_the_sweep():
     chain = sweeps.stages({"seed": 0}, {"model.variant": "fcn16s"}, {"model.variant": "fcn8s"})
@@ -276,6 +286,7 @@ def test_the_paper_studies_load_with_their_chains_and_arms():
 
 STUDY_CONFIG = """
 from configs import default
+from experiments import report, sweep
 from fcn_jax import sweeps
 
 get_config = default.get_config
@@ -287,12 +298,21 @@ STUDIES = {{"s": {study}}}
 
 @pytest.mark.parametrize("study, error", [
     ('{"reference": {"model.variant": "fcn16s"}}',
-     r"the reference arm \{'model.variant': 'fcn16s'\} matches no trial"),
-    ('{"reference": {}, "claims": [{"arm": {}, "expect": "better", "paper": "p"}]}',
+     r"the reference arm \{'model.variant': 'fcn16s'\} matches 0 settings of the sweep, not one$"),
+    ('{"reference": {}}',
+     r"the reference arm \{\} matches 2 settings of the sweep, not one: name more of their"),
+    ('{"reference": {"model.width": 0.125}}',
+     r"names keys the sweep does not vary \(\['model.width'\]\); the swept ones: "
+     r"\['model.variant'\]"),
+    ('{"reference": {"model.variant": "fcn8s"}, "claims": [{"arm": {"model.variant": "fcn32s"}, '
+     '"expect": "better", "paper": "p"}]}',
      r"claim 'p' expects 'better'; expected one of \('higher', 'lower', 'same'\)"),
-    ('{"reference": {}, "claims": [{"arm": {}, "expect": "same", "paper": "p", "vs": {}}]}',
-     r"claim 'p' has unknown fields \['vs'\]"),
-    ('{"referense": {}}', r"unknown study fields \['referense'\]"),
+    ('{"reference": {"model.variant": "fcn8s"}, "claims": [{"arm": {"model.variant": "fcn32s"}, '
+     '"expect": "same", "paper": "p", "vs": {}}]}',
+     r"claim 'p' has fields \['arm', 'expect', 'paper', 'vs'\]; expected arm, expect, paper"),
+    ('{"reference": {"model.variant": "fcn8s"}, "claims": [{"arm": {"model.variant": "fcn32s"}, '
+     '"paper": "p"}]}', r"claim 'p' has fields \['arm', 'paper'\]"),
+    ('{"referense": {}}', r"study fields \['referense'\]; expected 'reference'"),
 ])
 def test_a_bad_study_is_one_line_before_any_trial(study, error, tmp_path):
     path = tmp_path / "study.py"
@@ -327,7 +347,10 @@ def test_the_study_report_gives_paired_intervals_and_claim_verdicts(tmp_path):
     arms = {"fcn32s": base, "fcn16s": base + 3 + rng.normal(0, 0.5, 5),
             "fcn8s": np.array([0.1, -0.1, 0.2, -0.2, 0.0]), "atonce": base - rng.uniform(1, 2, 5)}
     arms["fcn8s"] = arms["fcn16s"] + arms["fcn8s"]
-    values = {(v, s): float(x[s]) for v, x in arms.items() for s in range(5)}
+    # pairing is by seed: one arm listed in reverse, the reference with a seed no other arm has
+    values = {(v, s): float(x[s]) for v, x in arms.items()
+              for s in (range(4, -1, -1) if v == "fcn16s" else range(5))}
+    values[("fcn32s", 7)] = 99.0
     study = {"reference": {"model.variant": "fcn32s"}, "claims": [
         {"arm": {"model.variant": "fcn16s"}, "expect": "higher", "paper": "16s > 32s"},
         {"arm": {"model.variant": "fcn8s"}, "versus": {"model.variant": "fcn16s"},
@@ -349,7 +372,7 @@ def test_the_study_report_gives_paired_intervals_and_claim_verdicts(tmp_path):
                                    [np.mean(arms[arm] - arms[versus]), low, high], rtol=1e-9)
         assert got["std"] == pytest.approx(np.std(arms[arm] - arms[versus], ddof=1))
     verdicts = [c["agrees"] for c in payload["claims"]]
-    assert verdicts == ["yes: higher", "yes: no significant difference", "no: lower"]
+    assert verdicts == ["yes: higher", "yes: within ±1", "no: lower"]
     markdown = (tmp_path / "report.md").read_text()
     assert "| 16s > 32s | model.variant=fcn16s minus model.variant=fcn32s: +" in markdown
     assert "| at-once > 32s |" in markdown and "| no: lower |" in markdown
@@ -387,3 +410,44 @@ def test_the_documented_study_commands_emit_their_trials(sweep, ready, waiting, 
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(commands.read_text().splitlines()) == ready
     assert (f"{waiting} staged trials wait" in proc.stdout) == bool(waiting)
+
+
+@pytest.mark.parametrize("expect, low, high, margin, answer", [
+    ("higher", 0.5, 2.0, 1.0, "yes: higher"),
+    ("higher", -2.0, -0.5, 1.0, "no: lower"),
+    ("lower", -2.0, -0.5, 1.0, "yes: lower"),
+    ("lower", -0.5, 2.0, 1.0, "not separated (the interval contains 0)"),
+    ("same", -0.8, 0.9, 1.0, "yes: within ±1"),
+    ("same", 0.2, 0.6, 1.0, "yes: within ±1"),      # significant, but within the margin
+    ("same", -3.0, 0.5, 1.0, "not separated: the interval is wider than ±1"),
+    ("same", -0.8, 0.9, 0.5, "not separated: the interval is wider than ±0.5"),
+    ("same", 1.5, 3.0, 1.0, "no: higher"),
+])
+def test_claim_verdicts_follow_the_interval(expect, low, high, margin, answer):
+    assert report.verdict(expect, {"mean": (low + high) / 2, "low": low, "high": high},
+                          margin) == answer
+    assert report.verdict(expect, {"mean": 1.0, "seeds": 1}) == "too few seeds to tell"
+
+
+def fake_record(tmp_path, name, parent, exit_status):
+    workdir = tmp_path / name
+    workdir.mkdir()
+    return {"name": name, "parent": parent, "workdir": str(workdir),
+            "command": [sys.executable, "-c", f"import sys; sys.exit({exit_status})"]}
+
+
+@pytest.mark.parametrize("parent_exit, child_status, code", [
+    (75, "not started (its parent a was interrupted)", 75),
+    (3, "not started (its parent a did not finish)", 1)])
+def test_a_chain_after_an_interrupted_or_failed_parent(parent_exit, child_status, code,
+                                                       tmp_path, capsys):
+    records = [fake_record(tmp_path, "a", None, parent_exit),
+               fake_record(tmp_path, "b", "a", 0), fake_record(tmp_path, "c", "b", 0),
+               fake_record(tmp_path, "other", None, 3)]
+    status = sweep.run_trials(records, parallel=2)
+    assert status["b"] == child_status
+    assert status["c"] == child_status.replace("parent a", "parent b")
+    assert not (tmp_path / "b" / "log.txt").exists()
+    assert status["other"].startswith("failed (exit code 3)")
+    del status["other"]
+    assert sweep.exit_code(status) == code

@@ -106,9 +106,16 @@ class FcnShapes(tfds.core.GeneratorBasedBuilder):
             yield key, {"image": png(image), "label": png(label), "id": key}
 
 
-def prepare(data_dir: str | os.PathLike, config: str = "default") -> FcnShapes:
-    """Build (or reuse) the ArrayRecord files of config under data_dir and return the builder."""
-    builder = FcnShapes(config=config, data_dir=os.fspath(data_dir), file_format="array_record")
+def prepare_builder(builder_class, data_dir: str | os.PathLike, config: str):
+    """Build (or reuse) the ArrayRecord files of a procedural builder's config under data_dir
+    (nothing is downloaded) and return the builder."""
+    builder = builder_class(config=config, data_dir=os.fspath(data_dir),
+                            file_format="array_record")
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(try_download_gcs=False))
     return builder
+
+
+def prepare(data_dir: str | os.PathLike, config: str = "default") -> FcnShapes:
+    """Build (or reuse) the ArrayRecord files of config under data_dir and return the builder."""
+    return prepare_builder(FcnShapes, data_dir, config)

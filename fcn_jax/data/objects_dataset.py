@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from fcn_jax.data import objects
-from fcn_jax.data.embedded import example_id, example_seed, png
+from fcn_jax.data.embedded import example_id, example_seed, png, prepare_builder
 
 SPLITS = ("train", "validation")
 BASE_SEED = 1_000_003  # a stream apart from the segmentation scenes' (seed 0)
@@ -72,10 +72,7 @@ class FcnObjects(tfds.core.GeneratorBasedBuilder):
 
 def prepare(data_dir: str | os.PathLike, config: str = "default") -> FcnObjects:
     """Build (or reuse) the ArrayRecord files of config under data_dir and return the builder."""
-    builder = FcnObjects(config=config, data_dir=os.fspath(data_dir), file_format="array_record")
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
-    return builder
+    return prepare_builder(FcnObjects, data_dir, config)
 
 
 def load_split(builder: FcnObjects, split: str) -> tuple[np.ndarray, np.ndarray]:
