@@ -48,6 +48,7 @@ def load_trials(sweep_dir: str) -> tuple[dict, list[dict]]:
         trial_dir = os.path.join(sweep_dir, entry["name"])
         results_path = os.path.join(trial_dir, "results.json")
         trials.append({"name": entry["name"], "overrides": entry["overrides"],
+                       "parent": entry.get("parent"),
                        "results": read_json(results_path) if os.path.exists(results_path)
                        else None,
                        "logs": read_metrics(trial_dir)})
@@ -59,8 +60,10 @@ def group_rows(keys: list[str], trials: list[dict]) -> list[dict]:
     groups: dict[str, dict] = {}
     for trial in (t for t in trials if t["results"] is not None):
         setting = {k: trial["overrides"].get(k) for k in keys if k != SEED_KEY}
-        row = groups.setdefault(json.dumps(setting), {"setting": setting, "trials": []})
+        row = groups.setdefault(json.dumps(setting), {"setting": setting, "trials": [],
+                                                      "staged": False})
         row["trials"].append(trial["name"])
+        row["staged"] |= trial["parent"] is not None
         for name, _ in METRICS:
             row.setdefault("values", {}).setdefault(name, []).append(
                 trial["results"]["metrics"][name])
@@ -83,8 +86,7 @@ def markdown_table(keys: list[str], rows: list[dict]) -> str:
     header = setting_keys + (["seeds"] if SEED_KEY in keys else []) + [t for _, t in METRICS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = ["(base)" if row["setting"][k] is None else str(row["setting"][k])
-                 for k in setting_keys]
+        cells = [value_label(k, row) for k in setting_keys]
         if SEED_KEY in keys:
             cells.append(str(len(row["trials"])))
         cells += [format_cell(row, name) for name, _ in METRICS]
@@ -92,8 +94,20 @@ def markdown_table(keys: list[str], rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def arm_label(setting: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in setting.items()) or "(base)"
+def value_label(key: str, row: dict) -> str:
+    """A row's value of a swept key: "(base)" when its trials do not set it, "(parent)" for
+    the starting point of a staged trial."""
+    value = row["setting"].get(key)
+    if value is None:
+        return "(parent)" if key == sweeps.INIT_KEY and row["staged"] else "(base)"
+    return str(value)
+
+
+def arm_label(row: dict) -> str:
+    """A row's values, short: the keys' last components, values the base config keeps left out."""
+    parts = [f"{k.rpartition('.')[2]}={value_label(k, row)}" for k in row["setting"]
+             if value_label(k, row) != "(base)"]
+    return ", ".join(parts) or "(base)"
 
 
 def matching_row(rows: list[dict], arm: dict, label: str) -> dict:
@@ -156,23 +170,23 @@ def study_section(study: dict, rows: list[dict], trials: list[dict]) -> tuple[li
     """Markdown lines comparing every arm with the reference arm, and the claims table."""
     reference = matching_row(rows, study["reference"], "reference")
     ref_values = seed_values(reference, trials)
-    lines = [f"Mean IU difference to the reference arm ({arm_label(reference['setting'])}), "
+    lines = [f"Mean IU difference to the reference arm ({arm_label(reference)}), "
              "paired by seed: mean ± sample std of the differences and their 95% t interval:",
              "", "| arm | seeds | mean IU | difference | 95% interval |", "|---|---|---|---|---|"]
     payload = {"reference": reference["setting"], "differences": [], "claims": []}
     for row in rows:
         if row is reference:
-            lines.append(f"| {arm_label(row['setting'])} (reference) | {len(row['trials'])} "
+            lines.append(f"| {arm_label(row)} (reference) | {len(row['trials'])} "
                          f"| {format_cell(row, 'mean_iu')} | | |")
             continue
         difference = paired_difference(seed_values(row, trials), ref_values)
         payload["differences"].append({"setting": row["setting"], **difference})
-        lines.append(f"| {arm_label(row['setting'])} | {difference['seeds']} | "
+        lines.append(f"| {arm_label(row)} | {difference['seeds']} | "
                      f"{format_cell(row, 'mean_iu')} | " + " | ".join(format_interval(difference))
                      + " |")
     if study.get("claims"):
-        lines += ["", "| paper says | measured here (mean IU difference, 95% interval) | agrees? |",
-                  "|---|---|---|"]
+        lines += ["", "| paper says | measured here: arm minus arm | mean IU difference | "
+                  "95% interval | agrees? |", "|---|---|---|---|---|"]
         for claim in study["claims"]:
             label = f"claim {claim['paper']!r}"
             row = matching_row(rows, claim["arm"], label)
@@ -182,8 +196,8 @@ def study_section(study: dict, rows: list[dict], trials: list[dict]) -> tuple[li
             mean, interval = format_interval(difference)
             agrees = verdict(claim["expect"], difference, claim.get("margin", SAME_MARGIN))
             payload["claims"].append({**claim, "difference": difference, "agrees": agrees})
-            lines.append(f"| {claim['paper']} | {arm_label(row['setting'])} minus "
-                         f"{arm_label(versus['setting'])}: {mean} {interval} | {agrees} |")
+            lines.append(f"| {claim['paper']} | {arm_label(row)} minus {arm_label(versus)} "
+                         f"| {mean} | {interval} | {agrees} |")
     return lines + [""], payload
 
 

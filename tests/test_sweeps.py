@@ -374,7 +374,7 @@ def test_the_study_report_gives_paired_intervals_and_claim_verdicts(tmp_path):
     verdicts = [c["agrees"] for c in payload["claims"]]
     assert verdicts == ["yes: higher", "yes: within ±1", "no: lower"]
     markdown = (tmp_path / "report.md").read_text()
-    assert "| 16s > 32s | model.variant=fcn16s minus model.variant=fcn32s: +" in markdown
+    assert "| 16s > 32s | variant=fcn16s minus variant=fcn32s | +" in markdown
     assert "| at-once > 32s |" in markdown and "| no: lower |" in markdown
     assert len(payload["differences"]) == 3
 
