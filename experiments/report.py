@@ -100,7 +100,7 @@ def value_label(key: str, row: dict) -> str:
     value = row["setting"].get(key)
     if value is None:
         return "(parent)" if key == sweeps.INIT_KEY and row["staged"] else "(base)"
-    return str(value)
+    return '""' if value == "" else str(value)
 
 
 def arm_label(row: dict) -> str:
