@@ -108,7 +108,7 @@ def test_the_state_dict_is_torchvision_vgg16_and_computes_the_same_logits_in_tor
                                torch.nn.Dropout(), torch.nn.Linear(FC, objects.NUM_CLASSES))
     net = torch.nn.Module()
     net.features, net.classifier = features, head
-    net.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()}, strict=True)
+    net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}, strict=True)
     net.eval()
     images = np.random.default_rng(0).integers(0, 256, (2, 96, 96, 3)).astype(np.uint8)
     mean = np.array([0.485, 0.456, 0.406]) * 255

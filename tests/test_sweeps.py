@@ -280,8 +280,10 @@ def test_the_paper_studies_load_with_their_chains_and_arms():
     arms = [study["reference"]] + [c["arm"] for c in study["claims"]]
     for arm in arms:
         assert sum(sweeps.matches(t, arm) for t in trials) == 5, arm
-    _, trials, study = sweeps.load_sweep("configs/default.py", "pretraining")
-    assert [sum(sweeps.matches(t, c["arm"]) for t in trials) for c in study["claims"]] == [5]
+    for name in ("pretraining", "upsampling"):
+        _, trials, study = sweeps.load_sweep("configs/default.py", name)
+        assert [sum(sweeps.matches(t, c["arm"]) for t in trials)
+                for c in study["claims"]] == [5], name
 
 
 STUDY_CONFIG = """
@@ -401,7 +403,7 @@ def test_a_missing_start_file_stops_the_sweep_before_any_trial(tiny_config_file,
 
 
 @pytest.mark.parametrize("sweep, ready, waiting", [("sgd_lr", 4, 0), ("pretraining", 10, 0),
-                                                   ("skips", 15, 10)])
+                                                   ("skips", 15, 10), ("upsampling", 25, 0)])
 def test_the_documented_study_commands_emit_their_trials(sweep, ready, waiting, tmp_path):
     """README, Studies: the commands as documented, emitting instead of training."""
     commands = tmp_path / "commands.txt"
