@@ -70,6 +70,7 @@ def prepare(args: argparse.Namespace) -> list[dict]:
         trial_config = base.copy_and_resolve_references()
         sweeps.apply_overrides(trial_config, {**args.common, **sweeps.config_overrides(overrides)})
         config_checks.validate(trial_config)
+    named = sweeps.name_trials(trials)
     workdir = os.path.abspath(args.workdir)
     manifest_path = os.path.join(workdir, "sweep.json")
     if os.path.exists(manifest_path):
@@ -78,8 +79,7 @@ def prepare(args: argparse.Namespace) -> list[dict]:
         if (old["config"], old["sweep"]) != (config_arg, args.sweep):
             raise SystemExit(f"{workdir} holds sweep {old['sweep']!r} of {old['config']}, not "
                              f"{args.sweep!r} of {config_arg}; choose another --workdir")
-        check_unchanged(workdir, old, args.common, sweeps.name_trials(trials))
-    named = sweeps.name_trials(trials)
+        check_unchanged(workdir, old, args.common, named)
     parents = sweeps.parent_names(named)
     records = []
     for name, overrides in named:
