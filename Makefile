@@ -7,10 +7,13 @@ CONFIG ?= configs/default.py
 export TFDS_DATA_DIR ?= $(CURDIR)/workdirs/tensorflow_datasets
 
 CLASSIFIER ?= workdirs/classifier
-EXPERIMENTS ?= workdirs/experiments
+STUDIES_DIR ?= workdirs/studies
+STUDY_DOCS ?= docs/experiments
+STUDIES ?= sgd_lr pretraining skips upsampling loss_sampling
+PARALLEL ?= 1
 MUTATION_WORKDIR ?= workdirs/mutation
 
-.PHONY: run classifier test mutation experiments experiments-quick install install-test clean
+.PHONY: run classifier test mutation studies install install-test clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,22 +48,18 @@ test: install-test
 mutation: install-test
 	$(PY) mutation/run.py --workdir $(MUTATION_WORKDIR) $(MODULES)
 
-## make experiments: install, then the full experiment set (pretraining, sliding window,
-## decoders, skip ablation) into $(EXPERIMENTS), and copy the results the README shows into
-## docs/experiments; about an hour on a 2-core CPU.
-experiments: install
-	$(PY) -m experiments.sliding_window --workdir $(EXPERIMENTS)
-	$(PY) -m experiments.decoders --workdir $(EXPERIMENTS)
-	$(PY) -m experiments.skips --workdir $(EXPERIMENTS)
-	for e in sliding_window decoders skips; do mkdir -p docs/experiments/$$e && \
-	    cp -r $(EXPERIMENTS)/$$e/results.md $(EXPERIMENTS)/$$e/results.json \
-	    $(EXPERIMENTS)/$$e/figures docs/experiments/$$e/; done
-
-## make experiments-quick: the same scripts in their seconds-long --quick mode.
-experiments-quick: install
-	$(PY) -m experiments.sliding_window --quick --workdir $(EXPERIMENTS)-quick
-	$(PY) -m experiments.decoders --quick --workdir $(EXPERIMENTS)-quick
-	$(PY) -m experiments.skips --quick --workdir $(EXPERIMENTS)-quick
+## make studies: the classifier, then each study of configs/default.py (STUDIES=... picks some)
+## run by experiments.sweep into $(STUDIES_DIR)/NAME, summarised by experiments.report, and
+## the report copied to docs/experiments/study_NAME. Resumable: finished trials are skipped.
+## Hours on a 2-core CPU (see README, Studies); PARALLEL=2 runs two trials at once.
+studies: classifier
+	for s in $(STUDIES); do \
+	    $(PY) -m experiments.sweep --config $(CONFIG) --sweep $$s --workdir $(STUDIES_DIR)/$$s \
+	        --parallel $(PARALLEL) && \
+	    $(PY) -m experiments.report $(STUDIES_DIR)/$$s && \
+	    mkdir -p $(STUDY_DOCS)/study_$$s && \
+	    cp -r $(STUDIES_DIR)/$$s/report.md $(STUDIES_DIR)/$$s/report.json \
+	        $(STUDIES_DIR)/$$s/figures $(STUDY_DOCS)/study_$$s/ || exit 1; done
 
 clean:
 	rm -rf $(VENV) workdirs

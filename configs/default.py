@@ -48,6 +48,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.loss = ml_collections.ConfigDict()
     c.loss.normalize = True               # mean over valid pixels; False = summed (release)
     c.loss.class_weights = ()             # () = unweighted; else one weight per class
+    c.loss.balance = "none"               # none | median_frequency: weights from the train split
+    c.loss.sampling_rate = 1.0            # < 1: loss sampling, final-layer cells kept (4.4)
 
     c.optim = ml_collections.ConfigDict()
     c.optim.name = "adam"                 # adam | sgd
@@ -164,10 +166,42 @@ def upsampling_sweep() -> list[dict]:
                           sweeps.sweep("seed", STUDY_SEEDS), [setting])
 
 
+def loss_sampling_sweep() -> list[dict]:
+    """Loss sampling (section 4.4, Figure 5): FCN-32s from the classifier with all, half or a
+    quarter of the final-layer cells in the loss, at a fixed expected number of sampled cells
+    per batch (16, 32, 64 crops, as the paper fixes the expected batch size), the default
+    recipe for 300 steps, five seeds."""
+    setting = {sweeps.INIT_KEY: CLASSIFIER_WEIGHTS, "model.variant": "fcn32s",
+               "train.num_steps": 300, "train.eval_every": 100, "train.checkpoint_every": 100}
+    rates = sweeps.zip_(sweeps.sweep("loss.sampling_rate", [1.0, 0.5, 0.25]),
+                        sweeps.sweep("train.batch_size", [16, 32, 64]))
+    return sweeps.product(rates, sweeps.sweep("seed", STUDY_SEEDS), [setting])
+
+
+def balancing_sweep() -> list[dict]:
+    """Class balancing (section 4.4): FCN-8s from the classifier with the unweighted loss or
+    median-frequency class weights, the default recipe for 500 steps, five seeds."""
+    setting = {sweeps.INIT_KEY: CLASSIFIER_WEIGHTS, "train.num_steps": 500, **EVAL_EVERY}
+    return sweeps.product(sweeps.sweep("loss.balance", ["none", "median_frequency"]),
+                          sweeps.sweep("seed", STUDY_SEEDS), [setting])
+
+
+def augmentation_sweep() -> list[dict]:
+    """Augmentation (section 4.4): FCN-8s from the classifier with the default augmentation
+    (random mirroring and rescaling by 0.75-1.25) or without either; the random 96x96 crop of
+    the 112x112 scenes, a translation of up to 16 px, stays in both. The default recipe for 500
+    steps, five seeds."""
+    setting = {sweeps.INIT_KEY: CLASSIFIER_WEIGHTS, "train.num_steps": 500, **EVAL_EVERY}
+    arms = [{"data.flip": True, "data.scale_range": (0.75, 1.25)},
+            {"data.flip": False, "data.scale_range": (1.0, 1.0)}]
+    return sweeps.product(arms, sweeps.sweep("seed", STUDY_SEEDS), [setting])
+
+
 # Named sweeps for ``python -m experiments.sweep --config configs/default.py --sweep NAME``.
 SWEEPS = {"lr_decoder": lr_decoder_sweep, "variant_seed": variant_seed_sweep,
           "pretraining": pretraining_sweep, "sgd_lr": sgd_lr_sweep, "skips": skips_sweep,
-          "upsampling": upsampling_sweep}
+          "upsampling": upsampling_sweep, "loss_sampling": loss_sampling_sweep,
+          "balancing": balancing_sweep, "augmentation": augmentation_sweep}
 
 # Studies (fcn_jax/sweeps.py): the reference arm and the paper's claims, for experiments.report.
 STUDIES = {
@@ -181,6 +215,22 @@ STUDIES = {
         "claims": [{"arm": {"model.decoder": "learned_bilinear"}, "expect": "same",
                     "paper": "learning the upsampling layers from bilinear initialisation vs "
                              "keeping them bilinear: no significant difference (4.2, release)"}]},
+    "loss_sampling": {
+        "reference": {"loss.sampling_rate": 1.0},
+        "claims": [{"arm": {"loss.sampling_rate": rate}, "expect": "same",
+                    "paper": f"sampling {rate:.0%} of the final-layer cells vs whole images: no "
+                             "faster convergence per iteration, more wall time (4.4, Figure 5)"}
+                   for rate in (0.5, 0.25)]},
+    "balancing": {
+        "reference": {"loss.balance": "none"},
+        "claims": [{"arm": {"loss.balance": "median_frequency"}, "expect": "same",
+                    "paper": "class balancing by weighting the loss is unnecessary, though "
+                             "about 3/4 of the pixels are background (4.4)"}]},
+    "augmentation": {
+        "reference": {"data.flip": True},
+        "claims": [{"arm": {"data.flip": False}, "expect": "same",
+                    "paper": "augmenting by mirroring and jittering (translation up to 32 px) "
+                             "yields no noticeable improvement (4.4)"}]},
     "skips": {
         "reference": {"model.variant": "fcn32s", "optim.train_only": None},
         "claims": [
@@ -195,5 +245,9 @@ STUDIES = {
              "paper": "FCN-8s 62.7 vs FCN-16s 62.4: diminishing returns past 16s (Table 2)"},
             {"arm": {"model.variant": "fcn8s", "model.skip_scales": [0.01, 0.0001]},
              "versus": {"model.variant": "fcn8s", "model.skip_scales": None}, "expect": "same",
-             "paper": "FCN-8s at-once 65.4 vs staged 65.5: no meaningful difference (release)"}]},
+             "paper": "FCN-8s at-once 65.4 vs staged 65.5: no meaningful difference (release)"}],
+        "prediction_grid": {"FCN-32s": {"model.variant": "fcn32s", "optim.train_only": None},
+                            "FCN-16s": {"model.variant": "fcn16s"},
+                            "FCN-8s": {"model.variant": "fcn8s", "model.skip_scales": None}},
+        "coarse_upper_bound": [64, 32, 16, 8, 4]},
 }

@@ -24,11 +24,13 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from fcn_jax import sweeps  # noqa: E402
-from fcn_jax.metrics import PAPER_METRICS as METRICS  # noqa: E402
+from experiments import study_figures  # noqa: E402
+from fcn_jax.metrics import PAPER_METRICS  # noqa: E402
 from fcn_jax.workdir import write_json  # noqa: E402
 from fcn_jax.writer import read_metrics  # noqa: E402
 
 SEED_KEY = sweeps.SEED_KEY
+METRICS = (*PAPER_METRICS, ("boundary_f", "boundary F"))  # results.json: metrics, boundary_f
 SAME_MARGIN = 1.0  # mean IU points: a "same" claim agrees when the interval lies within +-this
 
 
@@ -64,15 +66,28 @@ def group_rows(keys: list[str], trials: list[dict]) -> list[dict]:
                                                       "staged": False})
         row["trials"].append(trial["name"])
         row["staged"] |= trial["parent"] is not None
+        row.setdefault("step_seconds", []).append(seconds_per_step(trial["logs"]))
         for name, _ in METRICS:
             row.setdefault("values", {}).setdefault(name, []).append(
-                trial["results"]["metrics"][name])
+                metric_value(trial["results"], name))
     rows = list(groups.values())
     for row in rows:
         row["mean"] = {k: float(np.mean(v)) for k, v in row["values"].items()}
         row["std"] = {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
                       for k, v in row["values"].items()}
     return sorted(rows, key=lambda r: -r["mean"]["mean_iu"])
+
+
+def seconds_per_step(logs: list[dict]) -> float:
+    """Median training seconds per step of a trial's logged intervals, the first (which
+    compiles) left out; NaN when nothing was logged."""
+    rates = [r["steps_per_sec"] for r in logs if "steps_per_sec" in r][1:]
+    return float(1 / np.median(rates)) if rates else float("nan")
+
+
+def metric_value(results: dict, name: str) -> float:
+    """One metric of a trial's results.json: the paper's four, or the boundary F-score."""
+    return results["metrics"][name] if name in results["metrics"] else results[name]
 
 
 def format_cell(row: dict, metric: str) -> str:
@@ -83,13 +98,15 @@ def format_cell(row: dict, metric: str) -> str:
 
 def markdown_table(keys: list[str], rows: list[dict]) -> str:
     setting_keys = [k for k in keys if k != SEED_KEY]
-    header = setting_keys + (["seeds"] if SEED_KEY in keys else []) + [t for _, t in METRICS]
+    header = (setting_keys + (["seeds"] if SEED_KEY in keys else []) + [t for _, t in METRICS]
+              + ["s/step"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [value_label(k, row) for k in setting_keys]
         if SEED_KEY in keys:
             cells.append(str(len(row["trials"])))
         cells += [format_cell(row, name) for name, _ in METRICS]
+        cells.append(f"{np.mean(row['step_seconds']):.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -199,6 +216,34 @@ def study_section(study: dict, rows: list[dict], trials: list[dict]) -> tuple[li
             lines.append(f"| {claim['paper']} | {arm_label(row)} minus {arm_label(versus)} "
                          f"| {mean} | {interval} | {agrees} |")
     return lines + [""], payload
+
+
+def study_figures_section(sweep_dir: str, manifest: dict, rows: list[dict],
+                          trials: list[dict]) -> tuple[list, dict]:
+    """The study's coarse upper bound (paper, appendix) and its Figure-4 grid of the arms' first
+    trials, when it asks for them: markdown lines and the numbers."""
+    study, lines, payload = manifest["study"], [], {}
+    if study.get("coarse_upper_bound"):
+        split, bound = study_figures.coarse_upper_bound(manifest, study["coarse_upper_bound"])
+        lines += [f"Upper bound of a prediction at stride f: mean IU (%) of the {split} ground "
+                  "truth reduced to its most frequent label per f x f block (paper, appendix):",
+                  "", "| stride f | " + " | ".join(map(str, bound)) + " |",
+                  "|---|" + "---|" * len(bound),
+                  "| mean IU | " + " | ".join(f"{v:.1f}" for v in bound.values()) + " |", ""]
+        payload["coarse_upper_bound"] = bound
+    if study.get("prediction_grid"):
+        by_name = {t["name"]: t for t in trials}
+        columns = {title: by_name[matching_row(rows, arm, f"prediction_grid {title!r}")
+                                  ["trials"][0]]
+                   for title, arm in study["prediction_grid"].items()}
+        os.makedirs(os.path.join(sweep_dir, "figures"), exist_ok=True)
+        study_figures.prediction_grid(os.path.join(sweep_dir, "figures", "prediction_grid.png"),
+                                      sweep_dir, manifest, columns)
+        names = ", ".join(f"`{t['name']}`" for t in columns.values())
+        lines += [f"Predictions on the first validation images (as the paper's Figure 4), of "
+                  f"{names}:", "", "![prediction grid](figures/prediction_grid.png)", ""]
+        payload["prediction_grid"] = {title: t["name"] for title, t in columns.items()}
+    return lines, payload
 
 
 def trial_states(sweep_dir: str, trials: list[dict]) -> dict:
@@ -329,7 +374,9 @@ def report(sweep_dir: str) -> str:
     study_payload = None
     if rows and manifest.get("study"):
         lines, study_payload = study_section(manifest["study"], rows, trials)
-        parts += lines
+        figure_lines, figure_payload = study_figures_section(sweep_dir, manifest, rows, trials)
+        parts += lines + figure_lines
+        study_payload.update(figure_payload)
     if states:
         parts += ["Not finished: " + ", ".join(f"`{n}` ({s})" for n, s in states.items()), ""]
     figures = write_figures(sweep_dir, keys, trials) if rows else []

@@ -10,6 +10,7 @@ import numbers
 
 import ml_collections
 
+from fcn_jax.class_balance import BALANCES
 from fcn_jax.data import BUILDERS
 from fcn_jax.models.decoders import DECODERS
 from fcn_jax.models.fcn import VARIANT_STRIDES
@@ -84,6 +85,8 @@ RULES = (
     ("model.skip_scales", lambda v: isinstance(v, (tuple, list)) and len(v) == 2
      and all(real(0)[0](s) for s in v), "a pair (pool4, pool3) of numbers >= 0"),
     ("loss.class_weights", non_negative_reals, "() or one number >= 0 per class"),
+    ("loss.balance", *one_of(BALANCES)),
+    ("loss.sampling_rate", *real(0, 1, low_open=True)),
     ("optim.name", *one_of(("adam", "sgd"))),
     ("optim.learning_rate", *real(0)),
     ("optim.momentum", *real(0, 1, high_open=True)),

@@ -10,6 +10,19 @@ import jax
 import jax.numpy as jnp
 
 IGNORE_LABEL = 255
+SAMPLING_CELL = 32  # pixels: one cell of the final (stride-32) score layer
+
+
+def sample_cells(labels: jax.Array, keys: jax.Array, rate: float,
+                 cell: int = SAMPLING_CELL) -> jax.Array:
+    """Loss sampling (section 4.4: "patchwise training is loss sampling"): each ``cell`` x
+    ``cell`` block of the [B,H,W] labels is kept with probability ``rate`` (one draw per block,
+    from that example's key of ``keys`` [B]), the others set to ``IGNORE_LABEL``."""
+    _, h, w = labels.shape
+    grid = (-(-h // cell), -(-w // cell))
+    keep = jax.vmap(lambda key: jax.random.bernoulli(key, rate, grid))(keys)
+    keep = jnp.repeat(jnp.repeat(keep, cell, axis=1), cell, axis=2)[:, :h, :w]
+    return jnp.where(keep, labels, jnp.asarray(IGNORE_LABEL, labels.dtype))
 
 
 def pixel_cross_entropy_terms(logits: jax.Array, labels: jax.Array, *,

@@ -17,6 +17,7 @@ from fcn_jax import losses, metrics
 from fcn_jax.inference import InferenceOptions, class_predictions, predict_logits
 
 TrainState = dict[str, Any]  # {"step": int32[], "params": nnx.State, "opt_state", "rng": key}
+SAMPLING_STREAM = 1  # folded into an example's dropout key for its loss-sampling draws
 
 
 def global_example_offset(local_batch: int, axis_name: str | None) -> jax.Array:
@@ -40,15 +41,21 @@ def all_sum(tree, axis_name: str | None):
 
 
 def train_step(state: TrainState, batch: dict, *, graphdef, constants, tx, num_classes: int,
-               normalize_loss: bool, class_weights, axis_name: str | None):
-    """One SGD/Adam step on a batch {image uint8 [B,H,W,3], label [B,H,W]}; returns metrics."""
+               normalize_loss: bool, class_weights, axis_name: str | None,
+               sampling_rate: float = 1.0):
+    """One SGD/Adam step on a batch {image uint8 [B,H,W,3], label [B,H,W]}; returns metrics.
+    With ``sampling_rate`` < 1 the loss sees only a random part of the final-layer cells."""
     images, labels = batch["image"], batch["label"]
     keys = example_keys(state["rng"], state["step"], images.shape[0], axis_name)
+    loss_labels = labels
+    if sampling_rate < 1:
+        sampling_keys = jax.vmap(lambda k: jax.random.fold_in(k, SAMPLING_STREAM))(keys)
+        loss_labels = losses.sample_cells(labels, sampling_keys, sampling_rate)
 
     def loss_terms(params):
         model = nnx.merge(graphdef, params, constants)
         logits = model(images, dropout_keys=keys)
-        total, weight = losses.pixel_cross_entropy_terms(logits, labels,
+        total, weight = losses.pixel_cross_entropy_terms(logits, loss_labels,
                                                          class_weights=class_weights)
         return total, (weight, logits)
 

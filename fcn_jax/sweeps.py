@@ -13,8 +13,10 @@ A config file may describe a sweep as a study in a module-level ``STUDIES`` dict
 ``{"reference": {key: value}, "claims": [{"arm": {key: value}, "versus": {key: value},
 "expect": "higher" | "lower" | "same", "margin": 1.0, "paper": "what the paper says"}]}``
 (``versus`` defaults to the reference arm; ``margin``, in mean IU points, is how close "same"
-must be; a value ``None`` means "key not set by the trial"). Each arm must pick out exactly one
-setting (swept values but the seed). ``experiments.report`` then gives each arm's difference to
+must be; a value ``None`` means "key not set by the trial"). Optionally ``"prediction_grid":
+{title: arm}`` (the paper's Figure 4: those arms' predictions side by side) and
+``"coarse_upper_bound": [factor, ...]`` (the appendix: the best mean IU of a prediction at
+each stride). Each arm must pick out exactly one setting (swept values but the seed). ``experiments.report`` then gives each arm's difference to
 the reference arm, paired by seed, and a row per claim.
 """
 
@@ -33,6 +35,7 @@ PARENT = "@parent"                  # a trial's key: the overrides of the trial 
 INIT_KEY = "model.init_from"        # what a staged trial's parent workdir is passed as
 EXPECTATIONS = ("higher", "lower", "same")
 CLAIM_FIELDS = {"arm", "versus", "expect", "paper", "margin"}
+STUDY_FIELDS = {"reference", "claims", "prediction_grid", "coarse_upper_bound"}
 SEED_KEY = "seed"                   # trials that differ only in it are one setting's repeats
 
 
@@ -209,11 +212,18 @@ def check_study(study: dict, trials: list[dict], where: str) -> None:
     must pick out exactly one setting of the sweep, the rows the report compares."""
     if not study:
         return
-    unknown = set(study) - {"reference", "claims"}
+    unknown = set(study) - STUDY_FIELDS
     if unknown or "reference" not in study:
         raise ValueError(f"{where}: study fields {sorted(study)}; expected 'reference' and "
-                         "optionally 'claims'")
+                         f"optionally {sorted(STUDY_FIELDS - {'reference'})}")
+    factors = study.get("coarse_upper_bound", [])
+    if not all(isinstance(f, int) and f >= 1 for f in factors):
+        raise ValueError(f"{where}: coarse_upper_bound {factors}; expected strides (ints >= 1)")
     arms = [("reference", study["reference"])]
+    grid = study.get("prediction_grid", {})
+    if not isinstance(grid, dict):
+        raise ValueError(f"{where}: prediction_grid {grid}; expected {{column title: arm}}")
+    arms += [(f"prediction_grid {title!r}", arm) for title, arm in grid.items()]
     for claim in study.get("claims", []):
         label = f"claim {claim.get('paper')!r}"
         if not {"arm", "expect", "paper"} <= set(claim) <= CLAIM_FIELDS:

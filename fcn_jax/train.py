@@ -18,7 +18,8 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
-from fcn_jax import compiler, config_checks, data, metrics, models, optim, steps, viz, weights
+from fcn_jax import (class_balance, compiler, config_checks, data, metrics, models, optim,
+                     steps, viz, weights)
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.data import augment, pipeline
 from fcn_jax.inference import InferenceOptions
@@ -57,15 +58,13 @@ class Trainer:
         tx = optim.build(config.optim, config.train.num_steps)
         self.state = {"step": np.zeros((), np.int32), "params": params,
                       "opt_state": tx.init(params), "rng": jax.random.PRNGKey(config.seed)}
-        class_weights = tuple(config.loss.class_weights) or None
-        if class_weights is not None and len(class_weights) != self.num_classes:
-            raise ValueError(f"loss.class_weights has {len(class_weights)} entries; the "
-                             f"dataset has {self.num_classes} classes")
+        self.class_weights = self.loss_class_weights(config.loss)
         pieces = {"graphdef": self.graphdef, "constants": self.constants,
                   "num_classes": self.num_classes}
         self.train_step = self.parallel.wrap(
             functools.partial(steps.train_step, tx=tx, normalize_loss=config.loss.normalize,
-                              class_weights=class_weights, **pieces),
+                              class_weights=self.class_weights,
+                              sampling_rate=config.loss.sampling_rate, **pieces),
             num_args=2, donate=(0,))
         options = InferenceOptions.from_config(config.eval, augment.PAD_RGB)
         self.eval_step = self.parallel.wrap(
@@ -73,6 +72,26 @@ class Trainer:
         self.predict = jax.jit(functools.partial(steps.predict, graphdef=self.graphdef,
                                                  constants=self.constants, options=options),
                                compiler_options=compiler.options())
+
+    def loss_class_weights(self, loss: ml_collections.ConfigDict) -> tuple[float, ...] | None:
+        """The loss's class weights: ``loss.class_weights`` as given, or with
+        ``loss.balance="median_frequency"`` computed from the training split's labels (4.4)."""
+        given = tuple(loss.class_weights) or None
+        if loss.balance == "median_frequency":
+            if given is not None:
+                raise ValueError("loss.balance='median_frequency' computes the class weights: "
+                                 "leave loss.class_weights=() or set loss.balance='none'")
+            source = self.dataset.split(self.config.data.train_split)
+            labels = (pipeline.decode(source[i])[1] for i in range(len(source)))
+            counts = class_balance.label_counts(labels, self.num_classes)
+            weights_ = class_balance.median_frequency_weights(*counts)
+            print("median-frequency class weights: "
+                  + ", ".join(f"{w:.3f}" for w in weights_))
+            return weights_
+        if given is not None and len(given) != self.num_classes:
+            raise ValueError(f"loss.class_weights has {len(given)} entries; the "
+                             f"dataset has {self.num_classes} classes")
+        return given
 
     def evaluate(self, params, split: str) -> dict:
         """The paper's metrics and the boundary F-score over a whole split (params replicated).
@@ -95,20 +114,26 @@ class Trainer:
         result["confusion"] = hist.tolist()
         return result
 
-    def save_overlays(self, host_params, step: int) -> None:
-        """Render image | ground truth | prediction for the first validation images."""
-        count = self.config.train.num_overlays
+    def first_eval_examples(self, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The first ``count`` (image, label) pairs of the evaluation split, decoded."""
         source = self.dataset.split(self.config.data.eval_split)
-        examples = [pipeline.decode(source[i]) for i in range(min(count, len(source)))]
-        if not examples:
-            return
+        return [pipeline.decode(source[i]) for i in range(min(count, len(source)))]
+
+    def predict_examples(self, host_params, examples: list) -> list[np.ndarray]:
+        """Whole-image predictions of (image, label) pairs, each cropped to its image."""
         batch = pipeline.pad_batch(examples, TRUNK_STRIDE, len(examples))
         pred = np.asarray(self.predict(host_params, batch["image"]))
+        return [p[:label.shape[0], :label.shape[1]] for p, (_, label) in zip(pred, examples)]
+
+    def save_overlays(self, host_params, step: int) -> None:
+        """Render image | ground truth | prediction for the first validation images."""
+        examples = self.first_eval_examples(self.config.train.num_overlays)
+        if not examples:
+            return
         path = os.path.join(self.workdir, "overlays", f"step_{step:06d}.png")
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        viz.save_overlays(path, [i for i, _ in examples], [l for _, l in examples],
-                          [p[:l.shape[0], :l.shape[1]] for p, (_, l) in zip(pred, examples)],
-                          self.num_classes)
+        viz.save_overlays(path, [i for i, _ in examples], [label for _, label in examples],
+                          self.predict_examples(host_params, examples), self.num_classes)
 
 
 def majority_baseline(hist: np.ndarray) -> dict:

@@ -185,3 +185,24 @@ def test_prepare_reuses_files(tiny_builder):
 def test_no_tensorflow(tiny_builder):
     _examples(tiny_builder, "validation")
     assert "tensorflow" not in sys.modules
+
+
+def test_processes_starting_together_prepare_the_dataset_once(tmp_path):
+    """A sweep's parallel trials (or a job's hosts) open a dataset nobody has prepared yet at
+    the same moment: one prepares it, the others wait and reuse it; none fails renaming its
+    copy onto the finished one."""
+    import subprocess
+
+    script = ("import ml_collections, sys; from fcn_jax import data; "
+              "c = ml_collections.ConfigDict({'data': {'name': 'fcn_shapes', "
+              "'builder_config': 'tiny', 'data_dir': sys.argv[1]}}); "
+              "print(len(data.build(c).split('train')))")
+    root = pathlib.Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=root,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in procs]
+    for code, out, err in results:
+        assert code == 0, err[-2000:]
+        assert out.strip().splitlines()[-1] == "16"
+    assert not list(tmp_path.glob("fcn_shapes/tiny/incomplete*"))

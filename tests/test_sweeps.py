@@ -11,8 +11,9 @@ import pytest
 from scipy import stats
 
 from configs import default
-from experiments import report, sweep
-from fcn_jax import sweeps
+from experiments import report, study_figures, sweep
+from fcn_jax import data, sweeps
+from fcn_jax.data import pipeline
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,7 +53,12 @@ SWEEPS = {{
     "staged": lambda: (sweeps.stages({{"seed": 0}}, {{"model.variant": "fcn16s", "seed": 0}})
                        + sweeps.stages({{"seed": 1, "train.batch_size": 3}},
                                        {{"model.variant": "fcn16s", "seed": 1}})),
+    "figure": lambda: sweeps.stages({{"seed": 0}}, {{"model.variant": "fcn16s", "seed": 0}}),
 }}
+STUDIES = {{"figure": {{"reference": {{"model.variant": None}},
+                       "prediction_grid": {{"32s": {{"model.variant": None}},
+                                           "16s": {{"model.variant": "fcn16s"}}}},
+                       "coarse_upper_bound": [32, 8, 4]}}}}
 """
 
 
@@ -108,7 +114,8 @@ def test_ready_made_sweeps_load_and_unknown_names_list_the_available():
     assert base.model.variant == "fcn32s"
     assert {t["model.variant"] for t in trials} == set(default.VARIANTS)
     assert len({t["seed"] for t in trials}) > 1
-    with pytest.raises(ValueError, match=r"no sweep 'lr'; available: \['lr_decoder'"):
+    with pytest.raises(ValueError,
+                       match=r"no sweep 'lr'; available: \['augmentation', 'balancing'"):
         sweeps.load_sweep("configs/default.py", "lr")
 
 
@@ -171,8 +178,11 @@ def test_sweep_runs_resumes_and_reports(tiny_config_file, tmp_path):
     std = abs(mean_iu[0] - mean_iu[1]) / 2 ** 0.5
     assert rows["0.001"][:1] == ["2"]
     assert rows["0.001"][3] == f"{mean:.2f} ± {std:.2f}"
-    assert rows["0.003"] == ["1"] + [f"{results[trials[2]][m]:.2f}"
-                                     for m in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")]
+    assert rows["0.003"][:5] == ["1"] + [f"{results[trials[2]][m]:.2f}"
+                                         for m in ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")]
+    boundary_f = json.loads((sweep_dir / trials[2] / "results.json").read_text())["boundary_f"]
+    assert rows["0.003"][5] == f"{boundary_f:.2f}"
+    assert float(rows["0.003"][6]) > 0  # s/step
     assert sorted(os.listdir(sweep_dir / "figures")) == [
         "confusion_best.png", "learning_curves.png", "mean_iu_vs_optim.learning_rate.png"]
 
@@ -315,6 +325,13 @@ STUDIES = {{"s": {study}}}
     ('{"reference": {"model.variant": "fcn8s"}, "claims": [{"arm": {"model.variant": "fcn32s"}, '
      '"paper": "p"}]}', r"claim 'p' has fields \['arm', 'paper'\]"),
     ('{"referense": {}}', r"study fields \['referense'\]; expected 'reference'"),
+    ('{"reference": {"model.variant": "fcn8s"}, "prediction_grid": {"16s": '
+     '{"model.variant": "fcn16s"}}}',
+     r"the prediction_grid '16s' arm \{'model.variant': 'fcn16s'\} matches 0 settings"),
+    ('{"reference": {"model.variant": "fcn8s"}, "prediction_grid": [{"model.variant": "fcn8s"}]}',
+     r"prediction_grid \[\{'model.variant': 'fcn8s'\}\]; expected \{column title: arm\}"),
+    ('{"reference": {"model.variant": "fcn8s"}, "coarse_upper_bound": [32, 0]}',
+     r"coarse_upper_bound \[32, 0\]; expected strides \(ints >= 1\)"),
 ])
 def test_a_bad_study_is_one_line_before_any_trial(study, error, tmp_path):
     path = tmp_path / "study.py"
@@ -337,7 +354,8 @@ def fake_study_dir(path, values: dict, study: dict):
         os.makedirs(path / name)
         metrics = {"pixel_acc": 90.0, "mean_acc": 70.0, "mean_iu": mean_iu, "fw_iu": 80.0}
         (path / name / "results.json").write_text(json.dumps(
-            {"split": "validation", "metrics": metrics, "confusion": [[5, 1], [2, 7]]}))
+            {"split": "validation", "metrics": metrics, "boundary_f": 50.0,
+             "confusion": [[5, 1], [2, 7]]}))
     (path / "sweep.json").write_text(json.dumps(
         {"config": "c.py", "sweep": "s", "common_overrides": {}, "study": study,
          "swept_keys": ["model.variant", "seed"], "trials": trials}))
@@ -403,7 +421,9 @@ def test_a_missing_start_file_stops_the_sweep_before_any_trial(tiny_config_file,
 
 
 @pytest.mark.parametrize("sweep, ready, waiting", [("sgd_lr", 4, 0), ("pretraining", 10, 0),
-                                                   ("skips", 15, 10), ("upsampling", 25, 0)])
+                                                   ("skips", 15, 10), ("upsampling", 25, 0),
+                                                   ("loss_sampling", 15, 0), ("balancing", 10, 0),
+                                                   ("augmentation", 10, 0)])
 def test_the_documented_study_commands_emit_their_trials(sweep, ready, waiting, tmp_path):
     """README, Studies: the commands as documented, emitting instead of training."""
     commands = tmp_path / "commands.txt"
@@ -453,3 +473,66 @@ def test_a_chain_after_an_interrupted_or_failed_parent(parent_exit, child_status
     assert status["other"].startswith("failed (exit code 3)")
     del status["other"]
     assert sweep.exit_code(status) == code
+
+
+def numpy_coarse_mean_iu(labels: list, factor: int, num_classes: int) -> float:
+    """The appendix's upper bound by loops: each f x f block's most frequent valid label (the
+    smallest on ties), confusion by bincount, mean IU over classes present."""
+    hist = np.zeros((num_classes, num_classes), np.int64)
+    for label in labels:
+        coarse = np.full_like(label, 255)
+        for top in range(0, label.shape[0], factor):
+            for left in range(0, label.shape[1], factor):
+                block = label[top:top + factor, left:left + factor]
+                valid = block[block != 255]
+                if valid.size:
+                    coarse[top:top + factor, left:left + factor] = np.bincount(valid).argmax()
+        keep = label != 255
+        hist += np.bincount(num_classes * label[keep].astype(np.int64) + coarse[keep],
+                            minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    iu = np.diag(hist) / (hist.sum(0) + hist.sum(1) - np.diag(hist))
+    return 100 * float(np.nanmean(iu))
+
+
+def test_a_study_report_draws_its_prediction_grid_and_coarse_upper_bound(
+        tiny_config_file, tiny_data_dir, tmp_path):
+    """README's ``make studies`` (its classifier prerequisite taken as made): the paper's
+    Figure 4 from the study's own trials, and the appendix's upper bound against a
+    loop-by-loop numpy computation on the same validation labels."""
+    sweep_dir, docs = tmp_path / "studies" / "figure", tmp_path / "docs"
+    proc = subprocess.run(
+        ["make", "-o", "classifier", "studies", f"PY={sys.executable}", "STUDIES=figure",
+         "PARALLEL=2",
+         f"CONFIG={tiny_config_file}", f"STUDIES_DIR={tmp_path / 'studies'}",
+         f"STUDY_DOCS={docs}"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in (docs / "study_figure").iterdir()) == [
+        "figures", "report.json", "report.md"]
+    study = json.loads((sweep_dir / "report.json").read_text())["study"]
+    assert study["prediction_grid"] == {"32s": "trial", "16s": "variant=fcn16s"}
+    assert (sweep_dir / "figures" / "prediction_grid.png").stat().st_size > 10_000
+    config = default.get_config()
+    config.data.data_dir, config.data.builder_config = tiny_data_dir, "tiny"
+    dataset = data.build(config)
+    source = dataset.split(config.data.eval_split)
+    labels = [pipeline.decode(source[i])[1] for i in range(len(source))]
+    expected = {str(f): numpy_coarse_mean_iu(labels, f, dataset.num_classes) for f in (32, 8, 4)}
+    assert study["coarse_upper_bound"] == pytest.approx(expected, abs=1e-6)
+    assert expected["4"] > expected["32"]
+    markdown = (sweep_dir / "report.md").read_text()
+    assert "| mean IU | " + " | ".join(f"{expected[f]:.1f}" for f in ("32", "8", "4")) in markdown
+    assert "![prediction grid](figures/prediction_grid.png)" in markdown
+
+
+def test_coarse_labels_take_the_most_frequent_valid_label_per_block():
+    labels = np.array([[[1, 1, 2, 255, 0],
+                        [1, 2, 2, 255, 0],
+                        [255, 255, 3, 3, 0]]], np.uint8)
+    got = study_figures.coarse_labels(labels, 2, 4)
+    want = np.array([[[1, 1, 2, 2, 0],
+                      [1, 1, 2, 2, 0],
+                      [255, 255, 3, 3, 0]]], np.uint8)
+    np.testing.assert_array_equal(got, want)
+    for label in (labels, labels[:, :2, :4]):
+        np.testing.assert_array_equal(study_figures.coarse_labels(label, 1, 4), label)

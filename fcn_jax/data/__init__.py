@@ -1,7 +1,9 @@
 """Datasets: TFDS builders read through ``tfds.data_source`` (no TensorFlow at runtime)."""
 
+import contextlib
 import dataclasses
 import errno
+import fcntl
 import os
 from collections.abc import Sequence
 
@@ -45,6 +47,23 @@ def data_dir(config: ml_collections.ConfigDict) -> str:
             or os.path.expanduser("~/tensorflow_datasets"))
 
 
+@contextlib.contextmanager
+def preparation_lock(directory: str, name: str):
+    """Hold ``directory/.NAME.prepare.lock`` while a dataset is prepared, so that processes
+    starting together (a sweep's parallel trials, the hosts of one job) prepare it once and the
+    others then reuse it. A directory where no lock file can be made (read-only, prepared
+    before) is used without one."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        handle = open(os.path.join(directory, f".{name}.prepare.lock"), "a")
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def build(config: ml_collections.ConfigDict) -> Dataset:
     """Prepare (once) and open the dataset ``config.data`` names."""
     name = config.data.name
@@ -56,7 +75,8 @@ def build(config: ml_collections.ConfigDict) -> Dataset:
                          f"{configs}")
     directory = data_dir(config)
     try:
-        builder = BUILDERS[name](directory, config.data.builder_config)
+        with preparation_lock(directory, f"{name}-{config.data.builder_config}"):
+            builder = BUILDERS[name](directory, config.data.builder_config)
     except OSError as error:
         if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise

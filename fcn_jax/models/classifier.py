@@ -75,3 +75,20 @@ def to_torchvision(model: VGG16Classifier, names: dict[str, str]) -> dict[str, n
         arrays[f"{torch_name}.weight"] = np.ascontiguousarray(weight)
         arrays[f"{torch_name}.bias"] = np.asarray(layer.bias[...])
     return arrays
+
+
+
+def from_torchvision(model: VGG16Classifier, arrays: dict, names: dict[str, str]) -> None:
+    """Load a state dict written by ``to_torchvision`` back into ``model`` (its inverse)."""
+    expected = to_torchvision(model, names)
+    for key, want in expected.items():
+        got = np.asarray(arrays[key])
+        if got.shape != want.shape:
+            raise ValueError(f"{key} has shape {got.shape}; this classifier needs {want.shape} "
+                             "(another width, fc size or fc6 kernel?)")
+    layers = {"fc8": model.fc8, "fc6": model.trunk.fc6, "fc7": model.trunk.fc7}
+    for torch_name, layer_name in names.items():
+        layer = layers.get(layer_name) or getattr(model.trunk, layer_name)
+        weight = np.asarray(arrays[f"{torch_name}.weight"])
+        layer.kernel[...] = weight.T if weight.ndim == 2 else weight.transpose(2, 3, 1, 0)
+        layer.bias[...] = np.asarray(arrays[f"{torch_name}.bias"])

@@ -1,0 +1,70 @@
+"""What a study's report takes from its trained nets and its data rather than from the metrics:
+the paper's Figure 4 (several arms' predictions side by side, section 4.2) and its appendix's
+upper bound on a prediction made at stride f.
+"""
+
+import os
+
+import ml_collections
+import numpy as np
+
+from fcn_jax import data, metrics, sweeps, train, viz
+from fcn_jax.data import pipeline
+
+FIGURE_IMAGES = 4  # rows of the prediction grid: the first images of the evaluation split
+
+
+def base_config(manifest: dict) -> ml_collections.ConfigDict:
+    """The sweep's base config with the overrides common to all its trials."""
+    config = sweeps.load_sweep(manifest["config"], manifest["sweep"])[0]
+    sweeps.apply_overrides(config, manifest["common_overrides"])
+    return config
+
+
+def trial_config(manifest: dict, overrides: dict) -> ml_collections.ConfigDict:
+    """The config a trial trained with; its starting weights cleared (its checkpoint has them)."""
+    config = base_config(manifest)
+    sweeps.apply_overrides(config, {**sweeps.config_overrides(overrides), sweeps.INIT_KEY: ""})
+    return config
+
+
+def prediction_grid(path: str, sweep_dir: str, manifest: dict, columns: dict) -> None:
+    """image | ground truth | one column per trial ({title: trial}) on the first validation
+    images, each trial's latest checkpoint predicting whole images."""
+    predictions, examples, trainer = {}, None, None
+    for title, trial in columns.items():
+        config = trial_config(manifest, trial["overrides"])
+        trainer, state = train.restore_latest(config, os.path.join(sweep_dir, trial["name"]))
+        examples = examples or trainer.first_eval_examples(FIGURE_IMAGES)
+        predictions[title] = trainer.predict_examples(state["params"], examples)
+    viz.save_prediction_grid(path, [i for i, _ in examples], [label for _, label in examples],
+                             predictions, trainer.num_classes, trainer.dataset.class_names)
+
+
+def coarse_labels(labels: np.ndarray, factor: int, num_classes: int) -> np.ndarray:
+    """Each f x f block of [N,H,W] labels replaced by its most frequent valid label (255 where
+    the block has none), expanded back: the best a prediction at stride f can do."""
+    n, h, w = labels.shape
+    ph, pw = -h % factor, -w % factor
+    padded = np.pad(labels, ((0, 0), (0, ph), (0, pw)), constant_values=255)
+    blocks = padded.reshape(n, (h + ph) // factor, factor, (w + pw) // factor, factor)
+    counts = np.stack([(blocks == c).sum(axis=(2, 4)) for c in range(num_classes)], -1)
+    block_labels = np.where(counts.sum(-1) > 0, counts.argmax(-1), 255)
+    expanded = np.repeat(np.repeat(block_labels, factor, axis=1), factor, axis=2)
+    return expanded[:, :h, :w].astype(labels.dtype)
+
+
+def coarse_upper_bound(manifest: dict, factors: list[int]) -> tuple[str, dict[int, float]]:
+    """Mean IU (%) of the block-mode ground truth against the ground truth of the sweep's
+    evaluation split, per factor (paper, appendix); and the split's name."""
+    config = base_config(manifest)
+    dataset = data.build(config)
+    source = dataset.split(config.data.eval_split)
+    confusion = {f: np.zeros((dataset.num_classes,) * 2, np.int64) for f in factors}
+    for i in range(len(source)):
+        label = pipeline.decode(source[i])[1][None]
+        for f in factors:
+            confusion[f] += np.asarray(metrics.confusion_matrix(
+                label, coarse_labels(label, f, dataset.num_classes), dataset.num_classes))
+    return config.data.eval_split, {
+        f: 100 * float(metrics.segmentation_metrics(confusion[f])["mean_iu"]) for f in factors}
