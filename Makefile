@@ -51,7 +51,7 @@ mutation: install-test
 ## make studies: the classifier, then each study of configs/default.py (STUDIES=... picks some)
 ## run by experiments.sweep into $(STUDIES_DIR)/NAME, summarised by experiments.report, and
 ## the report copied to docs/experiments/study_NAME. Resumable: finished trials are skipped.
-## Hours on a 2-core CPU (see README, Studies); PARALLEL=2 runs two trials at once.
+## Hours on a 2-core CPU (see docs/experiments.md, Studies); PARALLEL=2 runs two trials at once.
 studies: classifier
 	for s in $(STUDIES); do \
 	    $(PY) -m experiments.sweep --config $(CONFIG) --sweep $$s --workdir $(STUDIES_DIR)/$$s \

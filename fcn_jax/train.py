@@ -175,6 +175,8 @@ def train_locked(config: ml_collections.ConfigDict, workdir: str, is_chief: bool
             print(f"resumed from {checkpointer.directory} at step {int(state['step'])}")
         if is_chief:
             write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
+            write_json(os.path.join(workdir, "classes.json"),  # for fcn_jax.predict
+                       {"class_names": list(trainer.dataset.class_names)})
         final, device_state = train_loop(trainer, state, checkpointer, is_chief)
     finally:  # also on an error: finish pending saves, so the last checkpoint is complete
         checkpointer.close()

@@ -1,4 +1,4 @@
-"""README's sliding-window benchmark: both nets run end to end, and the VGG16 one is the
+"""docs/experiments.md's sliding-window benchmark: both nets run end to end, and the VGG16 one is the
 classifier file's weights, its dense form equal to the classifier where a window fits."""
 
 import re

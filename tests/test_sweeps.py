@@ -425,7 +425,7 @@ def test_a_missing_start_file_stops_the_sweep_before_any_trial(tiny_config_file,
                                                    ("loss_sampling", 15, 0), ("balancing", 10, 0),
                                                    ("augmentation", 10, 0)])
 def test_the_documented_study_commands_emit_their_trials(sweep, ready, waiting, tmp_path):
-    """README, Studies: the commands as documented, emitting instead of training."""
+    """docs/experiments.md, Studies: the commands as documented, emitting instead of training."""
     commands = tmp_path / "commands.txt"
     proc = run_module("experiments.sweep", "--config", "configs/default.py", "--sweep", sweep,
                       "--workdir", str(tmp_path / sweep), "--emit-commands", str(commands))
@@ -496,7 +496,7 @@ def numpy_coarse_mean_iu(labels: list, factor: int, num_classes: int) -> float:
 
 def test_a_study_report_draws_its_prediction_grid_and_coarse_upper_bound(
         tiny_config_file, tiny_data_dir, tmp_path):
-    """README's ``make studies`` (its classifier prerequisite taken as made): the paper's
+    """docs/experiments.md's ``make studies`` (its classifier prerequisite taken as made): the paper's
     Figure 4 from the study's own trials, and the appendix's upper bound against a
     loop-by-loop numpy computation on the same validation labels."""
     sweep_dir, docs = tmp_path / "studies" / "figure", tmp_path / "docs"

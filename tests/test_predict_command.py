@@ -1,0 +1,101 @@
+"""Labelling one's own images (fcn_jax/predict.py): a workdir alone gives the net, weights and
+class names; the predictions equal the trainer's own on the same images."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcn_jax import train
+from fcn_jax.data import pipeline
+from tests.helpers import ROOT, overridden_config, tiny_cli_overrides
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data_dir, tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("run"))
+    config = overridden_config("fcn8s", tiny_data_dir, tiny_cli_overrides(3))
+    train.train_and_evaluate(config, workdir)
+    return config, workdir
+
+
+def predict(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fcn_jax.predict", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+
+
+def test_predictions_of_a_folder_equal_the_trainers(trained, tmp_path):
+    config, workdir = trained
+    trainer, state = train.restore_latest(config, workdir)
+    examples = trainer.first_eval_examples(2)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, (image, _) in enumerate(examples):
+        Image.fromarray(image).save(photos / f"scene{i}.png")
+    odd = np.random.default_rng(0).integers(0, 256, (50, 70, 3)).astype(np.uint8)
+    Image.fromarray(odd).save(photos / "odd.jpg")
+    out = tmp_path / "labelled"
+    proc = predict("--workdir", workdir, "--input", str(photos), "--output", str(out), "--raw")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "wrote 10 files" in proc.stdout
+    expected = trainer.predict_examples(state["params"], examples)
+    for i, want in enumerate(expected):
+        got = np.asarray(Image.open(out / f"scene{i}_label.png"))
+        np.testing.assert_array_equal(got, want)
+        mask = np.asarray(Image.open(out / f"scene{i}_mask.png"))
+        assert mask.shape == (*want.shape, 3)
+    odd_label = np.asarray(Image.open(out / "odd_label.png"))
+    assert odd_label.shape == (50, 70) and odd_label.max() < trainer.num_classes
+    assert (out / "odd_overlay.png").exists() and (out / "legend.png").exists()
+    with open(os.path.join(workdir, "classes.json"), encoding="utf-8") as f:
+        assert json.load(f)["class_names"] == list(trainer.dataset.class_names)
+
+
+def test_flip_option_changes_the_inference_as_eval_flip_does(trained, tmp_path):
+    config, workdir = trained
+    config = config.copy_and_resolve_references()
+    config.eval.flip = True
+    trainer, state = train.restore_latest(config, workdir)
+    examples = trainer.first_eval_examples(1)
+    Image.fromarray(examples[0][0]).save(tmp_path / "scene.png")
+    proc = predict("--workdir", workdir, "--input", str(tmp_path / "*.png"),
+                   "--output", str(tmp_path / "out"), "--raw", "--flip")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "scene_label.png")),
+                                  trainer.predict_examples(state["params"], examples)[0])
+
+
+def test_bad_inputs_are_one_line_and_nothing_written_is_replaced(trained, tmp_path):
+    _, workdir = trained
+    (tmp_path / "broken.png").write_text("not an image")
+    proc = predict("--workdir", workdir, "--input", str(tmp_path / "broken.png"),
+                   "--output", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        f"error: {tmp_path / 'broken.png'}: not a readable image")
+
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "black.png")
+    out = tmp_path / "kept"
+    out.mkdir()
+    (out / "black_mask.png").write_bytes(b"mine")
+    proc = predict("--workdir", workdir, "--input", str(tmp_path / "black.png"),
+                   "--output", str(out))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"error: {out / 'black_mask.png'} exists (1 of the outputs "
+                                   "do); choose another --output or pass --overwrite")
+    assert (out / "black_mask.png").read_bytes() == b"mine"
+
+    proc = predict("--workdir", str(tmp_path), "--input", str(tmp_path / "black.png"),
+                   "--output", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: {tmp_path / 'config.json'}: not found; --workdir must be a training workdir "
+        "(python -m fcn_jax.main writes its config.json)")
+    proc = predict("--workdir", workdir, "--input", str(tmp_path / "nothing*.png"),
+                   "--output", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "no such image file" in proc.stderr
