@@ -1,5 +1,5 @@
-"""docs/experiments.md's sliding-window benchmark: both nets run end to end, and the VGG16 one is the
-classifier file's weights, its dense form equal to the classifier where a window fits."""
+"""docs/experiments.md's sliding-window benchmark: both nets run end to end, and the VGG16 one
+is the classifier file's weights, its dense form equal to the classifier where a window fits."""
 
 import re
 import subprocess

@@ -1,0 +1,127 @@
+"""Every shell command shown in README.md and docs/*.md has a named test that runs it (with
+tiny data and temporary workdirs), or a stated reason why none can (a cluster scheduler).
+
+A command is known by what it runs: ``make TARGET``, ``python -m MODULE``, and for the sweep
+runner also its ``--sweep NAME``. Adding a command to the docs without a test, or renaming a
+test a command relies on, fails here.
+"""
+
+import ast
+import glob
+import os
+import re
+
+import pytest
+
+from tests.helpers import ROOT
+
+SWEEP_EMIT = "tests/test_sweeps.py::test_the_documented_study_commands_emit_their_trials"
+TESTED = {
+    "make run": ["tests/test_classifier_pretraining.py::"
+                 "test_pretrain_then_fine_tune_through_the_commands"],
+    "make test": [],  # CI's own command: it runs this suite
+    "make studies": ["tests/test_sweeps.py::"
+                     "test_a_study_report_draws_its_prediction_grid_and_coarse_upper_bound"],
+    "make mutation": ["tests/test_mutation_command.py::"
+                      "test_every_mutant_of_the_cli_wrapper_is_killed_by_its_tests"],
+    "python -m fcn_jax.main": ["tests/test_train.py::test_cli_trains_then_evaluates_a_checkpoint",
+                               "tests/test_multiprocess.py::test_two_processes_with_two_"
+                               "devices_each_equal_one_process_with_four",
+                               "tests/test_voc_recipes.py::test_fcn16s_starts_from_the_fcn32s_"
+                               "checkpoint_with_zero_new_score_layers"],
+    "python -m fcn_jax.predict": ["tests/test_predict_command.py::"
+                                  "test_predictions_of_a_folder_equal_the_trainers"],
+    "python -m fcn_jax.pretrain": ["tests/test_classifier_pretraining.py::"
+                                   "test_pretrain_then_fine_tune_through_the_commands"],
+    "python -m fcn_jax.data.voc": ["tests/test_voc_dataset.py::"
+                                   "test_the_documented_preparation_command_answers_help",
+                                   "tests/test_voc_dataset.py::test_cli_prints_the_split_sizes"],
+    "python -m fcn_jax.import_weights": ["tests/test_weights.py::"
+                                         "test_import_weights_command_reports_and_resaves"],
+    "python -m fcn_jax.evaluate": ["tests/test_evaluate_command.py::"
+                                   "test_command_scores_a_checkpoint_into_the_table"],
+    "python -m experiments.report": ["tests/test_sweeps.py::test_a_study_report_draws_its_"
+                                     "prediction_grid_and_coarse_upper_bound"],
+    "python -m benchmarks.sliding_window": ["tests/test_sliding_window_benchmark.py::"
+                                            "test_the_documented_benchmark_prints_its_table"],
+    "python -m experiments.sweep --sweep lr_decoder": [
+        "tests/test_sweeps.py::test_ready_made_sweeps_load_and_unknown_names_list_the_available",
+        "tests/test_sweeps.py::test_emit_commands_writes_one_line_per_unfinished_trial"],
+    "python -m experiments.sweep --sweep variant_seed": [
+        "tests/test_sweeps.py::test_ready_made_sweeps_load_and_unknown_names_list_the_available",
+        "tests/test_sweeps.py::test_emit_commands_writes_one_line_per_unfinished_trial"],
+    **{f"python -m experiments.sweep --sweep {name}": [f"{SWEEP_EMIT}[{name}]"]
+       for name in ("sgd_lr", "skips", "pretraining", "upsampling", "loss_sampling",
+                    "balancing", "augmentation")},
+}
+UNTESTABLE = {
+    "sbatch": "a SLURM array job; the commands it runs are experiments.sweep --emit-commands "
+              "lines, tested by test_emit_commands_writes_one_line_per_unfinished_trial",
+}
+SHELL_WORDS = ("for ", "done", "do ", "then", "fi")
+
+
+def documented_lines() -> list[tuple[str, str]]:
+    """(page, command line) for each line of the bash blocks of README.md and docs/*.md,
+    continuations joined, comments and variable assignments left out."""
+    lines = []
+    for page in ["README.md", *sorted(glob.glob("docs/*.md", root_dir=ROOT))]:
+        with open(os.path.join(ROOT, page), encoding="utf-8") as f:
+            blocks = re.findall(r"^[ \t]*```(?:bash|sh|shell)\n(.*?)^[ \t]*```", f.read(),
+                                re.M | re.S)
+        for block in blocks:
+            for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+                line = line.split(" #")[0].strip()
+                if (line and not line.startswith("#") and not re.match(r"^\w+=", line)
+                        and not line.startswith(SHELL_WORDS)):
+                    lines.append((page, line))
+    return lines
+
+
+def command_key(line: str) -> str:
+    """What a command line runs: ``make TARGET``, ``python -m MODULE [--sweep NAME]``."""
+    line = line.replace("$TRAIN", "python -m fcn_jax.main")
+    words = line.split()
+    if words[0] == "make":
+        return f"make {words[1] if len(words) > 1 and '=' not in words[1] else ''}".strip()
+    if "-m" in words:
+        module = words[words.index("-m") + 1]
+        key = f"python -m {module}"
+        if module == "experiments.sweep" and "--sweep" in words:
+            key += f" --sweep {words[words.index('--sweep') + 1]}"
+        return key
+    return words[0]
+
+
+def test_every_documented_command_has_a_test_or_a_reason():
+    lines = documented_lines()
+    assert len(lines) > 30  # the extraction finds the docs' commands
+    missing = sorted({f"{page}: {line}" for page, line in lines
+                      if command_key(line) not in TESTED | UNTESTABLE})
+    assert not missing, "documented commands with no test:\n" + "\n".join(missing)
+    documented = {command_key(line) for _, line in lines}
+    assert not (TESTED.keys() | UNTESTABLE.keys()) - documented, "stale entries"
+
+
+@pytest.mark.parametrize("reference", sorted({r for refs in TESTED.values() for r in refs}))
+def test_each_named_test_exists(reference):
+    path, _, name = reference.partition("::")
+    name, _, param = name.partition("[")
+    with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+        source = f.read()
+    functions = {node.name: node for node in ast.walk(ast.parse(source))
+                 if isinstance(node, ast.FunctionDef)}
+    assert name in functions, f"{path} has no {name}"
+    if param:
+        decorators = " ".join(ast.unparse(d) for d in functions[name].decorator_list)
+        assert repr(param.rstrip("]")) in decorators, f"{name} is not run for {param}"
+
+
+def test_command_keys():
+    assert command_key("make studies STUDIES=\"a b\" PARALLEL=2") == "make studies"
+    assert command_key("make run") == "make run"
+    assert command_key(".venv/bin/python -m experiments.sweep --config c.py --sweep skips "
+                       "--workdir w") == "python -m experiments.sweep --sweep skips"
+    assert command_key("$TRAIN --config configs/voc.py:fcn32s") == "python -m fcn_jax.main"
+    assert command_key("srun .venv/bin/python -m fcn_jax.main --config x") == (
+        "python -m fcn_jax.main")
