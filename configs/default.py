@@ -102,6 +102,8 @@ PAPER_RECIPE = {"optim.name": "sgd", "optim.momentum": 0.9, "optim.learning_rate
 # iterations against 100k per stage).
 STAGE_STEPS = {"fcn32s": 1000, "fcn16s": 500, "fcn8s": 500}
 EVAL_EVERY = {"train.eval_every": 250, "train.checkpoint_every": 250}
+# The default (Adam) recipe for 500 steps from the classifier: the single-stage ablations.
+FROM_CLASSIFIER_500 = {sweeps.INIT_KEY: CLASSIFIER_WEIGHTS, "train.num_steps": 500, **EVAL_EVERY}
 
 
 def lr_decoder_sweep() -> list[dict]:
@@ -159,11 +161,10 @@ def upsampling_sweep() -> list[dict]:
     3.3) or as unpooling (nearest, bed of nails, max-unpooling with switches, each followed by
     learned 3x3 convolutions), from the classifier, the default recipe for 500 steps, five
     seeds."""
-    setting = {sweeps.INIT_KEY: CLASSIFIER_WEIGHTS, "train.num_steps": 500, **EVAL_EVERY}
     return sweeps.product(sweeps.sweep("model.decoder", ["bilinear", "learned_bilinear",
                                                          "nearest", "bed_of_nails",
                                                          "max_unpool"]),
-                          sweeps.sweep("seed", STUDY_SEEDS), [setting])
+                          sweeps.sweep("seed", STUDY_SEEDS), [FROM_CLASSIFIER_500])
 
 
 def loss_sampling_sweep() -> list[dict]:
@@ -181,9 +182,8 @@ def loss_sampling_sweep() -> list[dict]:
 def balancing_sweep() -> list[dict]:
     """Class balancing (section 4.4): FCN-8s from the classifier with the unweighted loss or
     median-frequency class weights, the default recipe for 500 steps, five seeds."""
-    setting = {sweeps.INIT_KEY: CLASSIFIER_WEIGHTS, "train.num_steps": 500, **EVAL_EVERY}
     return sweeps.product(sweeps.sweep("loss.balance", ["none", "median_frequency"]),
-                          sweeps.sweep("seed", STUDY_SEEDS), [setting])
+                          sweeps.sweep("seed", STUDY_SEEDS), [FROM_CLASSIFIER_500])
 
 
 def augmentation_sweep() -> list[dict]:
@@ -191,10 +191,9 @@ def augmentation_sweep() -> list[dict]:
     (random mirroring and rescaling by 0.75-1.25) or without either; the random 96x96 crop of
     the 112x112 scenes, a translation of up to 16 px, stays in both. The default recipe for 500
     steps, five seeds."""
-    setting = {sweeps.INIT_KEY: CLASSIFIER_WEIGHTS, "train.num_steps": 500, **EVAL_EVERY}
     arms = [{"data.flip": True, "data.scale_range": (0.75, 1.25)},
             {"data.flip": False, "data.scale_range": (1.0, 1.0)}]
-    return sweeps.product(arms, sweeps.sweep("seed", STUDY_SEEDS), [setting])
+    return sweeps.product(arms, sweeps.sweep("seed", STUDY_SEEDS), [FROM_CLASSIFIER_500])
 
 
 # Named sweeps for ``python -m experiments.sweep --config configs/default.py --sweep NAME``.
