@@ -9,7 +9,7 @@ export TFDS_DATA_DIR ?= $(CURDIR)/workdirs/tensorflow_datasets
 CLASSIFIER ?= workdirs/classifier
 STUDIES_DIR ?= workdirs/studies
 STUDY_DOCS ?= docs/experiments
-STUDIES ?= sgd_lr pretraining skips upsampling loss_sampling
+STUDIES ?= sgd_lr pretraining skips upsampling loss_sampling balancing augmentation data_size
 PARALLEL ?= 1
 MUTATION_WORKDIR ?= workdirs/mutation
 

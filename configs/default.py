@@ -26,6 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.data_dir = ""                  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
     c.data.train_split = "train"
     c.data.eval_split = "validation"
+    c.data.train_examples = 0             # > 0: train on the first N examples only
     c.data.crop_size = 96                 # square training crop (pixels)
     c.data.scale_range = (0.75, 1.25)     # random rescale before cropping
     c.data.flip = True                    # random horizontal flip
@@ -196,11 +197,20 @@ def augmentation_sweep() -> list[dict]:
     return sweeps.product(arms, sweeps.sweep("seed", STUDY_SEEDS), [FROM_CLASSIFIER_500])
 
 
+def data_size_sweep() -> list[dict]:
+    """More training data (section 4.4): FCN-8s from the classifier on the first 131 or all
+    1000 training scenes, the paper's ratio (1112 vs 8498 images), the default recipe for 500
+    steps, five seeds."""
+    return sweeps.product(sweeps.sweep("data.train_examples", [131, 1000]),
+                          sweeps.sweep("seed", STUDY_SEEDS), [FROM_CLASSIFIER_500])
+
+
 # Named sweeps for ``python -m experiments.sweep --config configs/default.py --sweep NAME``.
 SWEEPS = {"lr_decoder": lr_decoder_sweep, "variant_seed": variant_seed_sweep,
           "pretraining": pretraining_sweep, "sgd_lr": sgd_lr_sweep, "skips": skips_sweep,
           "upsampling": upsampling_sweep, "loss_sampling": loss_sampling_sweep,
-          "balancing": balancing_sweep, "augmentation": augmentation_sweep}
+          "balancing": balancing_sweep, "augmentation": augmentation_sweep,
+          "data_size": data_size_sweep}
 
 # Studies (fcn_jax/sweeps.py): the reference arm and the paper's claims, for experiments.report.
 STUDIES = {
@@ -230,6 +240,11 @@ STUDIES = {
         "claims": [{"arm": {"data.flip": False}, "expect": "same",
                     "paper": "augmenting by mirroring and jittering (translation up to 32 px) "
                              "yields no noticeable improvement (4.4)"}]},
+    "data_size": {
+        "reference": {"data.train_examples": 131},
+        "claims": [{"arm": {"data.train_examples": 1000}, "expect": "higher",
+                    "paper": "training on SBD's 8498 images instead of VOC 2011 train's 1112: "
+                             "+3.4 mean IU, to 59.4 (FCN-VGG16, 4.4)"}]},
     "skips": {
         "reference": {"model.variant": "fcn32s", "optim.train_only": None},
         "claims": [

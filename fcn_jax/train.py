@@ -42,6 +42,9 @@ class Trainer:
         self.workdir = workdir
         self.dataset = data.build(config)
         self.num_classes = self.dataset.num_classes
+        self.train_source = data.first_examples(self.dataset.split(config.data.train_split),
+                                                config.data.train_examples,
+                                                "data.train_examples")
         self.parallel = DataParallel(config.parallel.mode, config.parallel.num_devices)
         self.local_batch = self.parallel.check_batch_size(config.train.batch_size)
         self.eval_local_batch = self.parallel.check_batch_size(config.eval.batch_size,
@@ -81,7 +84,7 @@ class Trainer:
             if given is not None:
                 raise ValueError("loss.balance='median_frequency' computes the class weights: "
                                  "leave loss.class_weights=() or set loss.balance='none'")
-            source = self.dataset.split(self.config.data.train_split)
+            source = self.train_source
             labels = (pipeline.decode(source[i])[1] for i in range(len(source)))
             counts = class_balance.label_counts(labels, self.num_classes)
             weights_ = class_balance.median_frequency_weights(*counts)
@@ -249,7 +252,7 @@ def train_loop(trainer: Trainer, state: dict, checkpointer: Checkpointer,
     writer.truncate(start)
     device_state = trainer.parallel.put_replicated(state)
     train_data = pipeline.train_dataset(
-        trainer.dataset.split(config.data.train_split), local_batch=trainer.local_batch,
+        trainer.train_source, local_batch=trainer.local_batch,
         seed=config.seed, crop_size=config.data.crop_size,
         scale_range=tuple(config.data.scale_range), flip=config.data.flip)
     batches = pipeline.train_iterator(train_data, start, num_threads=config.data.num_threads,

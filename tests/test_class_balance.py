@@ -60,3 +60,24 @@ def test_balance_with_explicit_weights_or_an_unknown_name_is_refused(tiny_data_d
     config.loss.balance = "median"
     with pytest.raises(config_checks.ConfigError, match=r"loss\.balance.*median_frequency"):
         config_checks.validate(config)
+
+
+def test_a_training_subset_is_the_splits_first_examples_and_too_many_is_named(tiny_data_dir):
+    """data.train_examples (the data-size study): the first N training examples, which the
+    balancing weights then count; more than the split holds is refused, naming the range."""
+    config = tiny_config("fcn32s")
+    config.data.data_dir = tiny_data_dir
+    config.data.train_examples, config.loss.balance = 5, "median_frequency"
+    trainer = train.Trainer(config, "")
+    source = trainer.dataset.split("train")
+    assert len(trainer.train_source) == 5
+    assert [trainer.train_source[i]["id"] for i in range(5)] == [source[i]["id"] for i in range(5)]
+    with pytest.raises(IndexError):
+        trainer.train_source[5]
+    labels = [pipeline.decode(source[i])[1] for i in range(5)]
+    assert trainer.class_weights == pytest.approx(
+        loop_median_frequency(labels, trainer.num_classes), rel=1e-9)
+    config.data.train_examples = len(source) + 1
+    with pytest.raises(ValueError, match=r"^data\.train_examples=17: the split has 16 examples; "
+                                         r"choose 1 to 16, or 0 for all$"):
+        train.Trainer(config, "")

@@ -52,7 +52,7 @@ TESTED = {
         "tests/test_sweeps.py::test_emit_commands_writes_one_line_per_unfinished_trial"],
     **{f"python -m experiments.sweep --sweep {name}": [f"{SWEEP_EMIT}[{name}]"]
        for name in ("sgd_lr", "skips", "pretraining", "upsampling", "loss_sampling",
-                    "balancing", "augmentation")},
+                    "balancing", "augmentation", "data_size")},
 }
 UNTESTABLE = {
     "sbatch": "a SLURM array job; the commands it runs are experiments.sweep --emit-commands "

@@ -41,6 +41,30 @@ class Dataset:
         return source
 
 
+class Prefix(Sequence):
+    """The first ``count`` examples of a source."""
+
+    def __init__(self, source: Sequence, count: int):
+        self.source, self.count = source, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int):
+        if not -self.count <= index < self.count:
+            raise IndexError(f"index {index} outside the first {self.count} examples")
+        return self.source[index % self.count]
+
+
+def first_examples(source: Sequence, count: int, key: str) -> Sequence:
+    """``source`` cut to its first ``count`` examples (0: all of it); more than it holds is
+    an error naming ``key`` and the range."""
+    if count > len(source):
+        raise ValueError(f"{key}={count}: the split has {len(source)} examples; choose 1 to "
+                         f"{len(source)}, or 0 for all")
+    return Prefix(source, count) if count else source
+
+
 def data_dir(config: ml_collections.ConfigDict) -> str:
     """config.data.data_dir, else $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
     return (config.data.data_dir or os.environ.get("TFDS_DATA_DIR")
