@@ -22,7 +22,6 @@ import os
 import sys
 
 import jax
-import ml_collections
 import numpy as np
 from flax import nnx
 from PIL import Image, ImageDraw, UnidentifiedImageError
@@ -31,26 +30,10 @@ from fcn_jax import cli, compiler, models, steps, viz, weights
 from fcn_jax.data import augment, pipeline
 from fcn_jax.inference import InferenceOptions
 from fcn_jax.models.vgg import TRUNK_STRIDE
+from fcn_jax.workdir import read_config
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 CLASSES_FILE = "classes.json"
-
-
-def tuples(value):
-    """JSON lists back to the tuples the config had."""
-    if isinstance(value, dict):
-        return {k: tuples(v) for k, v in value.items()}
-    return tuple(tuples(v) for v in value) if isinstance(value, list) else value
-
-
-def workdir_config(workdir: str) -> ml_collections.ConfigDict:
-    """The resolved config a training run wrote into its workdir."""
-    path = os.path.join(workdir, "config.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: not found; --workdir must be a training workdir "
-                                "(python -m fcn_jax.main writes its config.json)")
-    with open(path, encoding="utf-8") as f:
-        return ml_collections.ConfigDict(tuples(json.load(f)))
 
 
 def class_names(workdir: str, num_classes: int) -> tuple[str, ...]:
@@ -103,7 +86,7 @@ class Predictor:
     """A workdir's net and weights, labelling one image at a time at its own size."""
 
     def __init__(self, workdir: str, options: dict):
-        self.config = workdir_config(workdir)
+        self.config = read_config(workdir)
         self.config.eval.update({k: v for k, v in options.items() if v is not None})
         arrays = weights.read_checkpoint_params(workdir)
         self.num_classes = int(arrays["score_fr.bias"].shape[0])

@@ -7,6 +7,8 @@ import os
 import socket
 import uuid
 
+import ml_collections
+
 
 def ensure_writable(workdir: str) -> str:
     """Create ``workdir`` if needed and prove a file can be written there; else say why."""
@@ -36,6 +38,23 @@ def write_text(path: str, text: str) -> None:
 def write_json(path: str, payload) -> None:
     """Write JSON atomically (a temporary file renamed into place)."""
     write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+def tuples(value):
+    """JSON lists back to the tuples the config had."""
+    if isinstance(value, dict):
+        return {k: tuples(v) for k, v in value.items()}
+    return tuple(tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+    """The resolved config a training run wrote into its workdir."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: not found; --workdir must be a training workdir "
+                                "(python -m fcn_jax.main writes its config.json)")
+    with open(path, encoding="utf-8") as f:
+        return ml_collections.ConfigDict(tuples(json.load(f)))
 
 
 class WorkdirInUse(RuntimeError):

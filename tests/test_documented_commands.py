@@ -25,6 +25,8 @@ TESTED = {
     "make mutation": ["tests/test_mutation_command.py::"
                       "test_every_mutant_of_the_cli_wrapper_is_killed_by_its_tests"],
     "python -m fcn_jax.main": ["tests/test_train.py::test_cli_trains_then_evaluates_a_checkpoint",
+                               "tests/test_train.py::test_a_workdir_alone_evaluates_and_resumes_"
+                               "with_its_own_config",
                                "tests/test_multiprocess.py::test_two_processes_with_two_"
                                "devices_each_equal_one_process_with_four",
                                "tests/test_voc_recipes.py::test_fcn16s_starts_from_the_fcn32s_"

@@ -117,3 +117,28 @@ def test_cli_trains_then_evaluates_a_checkpoint(tiny_data_dir, tmp_path):
                    "--config.eval.tile_size=96")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout[proc.stdout.index("{"):])["step"] == 2
+
+
+def test_a_workdir_alone_evaluates_and_resumes_with_its_own_config(tiny_data_dir, tmp_path):
+    """--workdir W without --config: W's config.json, so no override is typed twice."""
+    common = ["--workdir", str(tmp_path), f"--config.data.data_dir={tiny_data_dir}",
+              "--config.data.builder_config=tiny", "--config.data.crop_size=32",
+              "--config.model.width=0.0625", "--config.model.fc_channels=16",
+              "--config.train.batch_size=4", "--config.eval.batch_size=4",
+              "--config.train.num_overlays=0", "--config.train.checkpoint_every=2"]
+    proc = run_cli("--config", "configs/default.py:fcn32s", *common,
+                   "--config.train.num_steps=2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trained = json.loads((tmp_path / "results.json").read_text())
+    proc = run_cli("--workdir", str(tmp_path), "--mode", "eval")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    evaluated = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert evaluated["step"] == 2 and evaluated["metrics"] == trained["metrics"]
+    proc = run_cli("--workdir", str(tmp_path))  # finished: scored again, nothing retrained
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout[proc.stdout.index("{"):])["step"] == 2
+    proc = run_cli("--workdir", str(tmp_path / "new"), "--mode", "eval")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: --workdir {tmp_path / 'new'} holds no config.json (no run has started there): "
+        "pass --config, e.g. --config configs/default.py")
