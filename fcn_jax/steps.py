@@ -17,7 +17,10 @@ from fcn_jax import losses, metrics
 from fcn_jax.inference import InferenceOptions, class_predictions, predict_logits
 
 TrainState = dict[str, Any]  # {"step": int32[], "params": nnx.State, "opt_state", "rng": key}
-SAMPLING_STREAM = 1  # folded into an example's dropout key for its loss-sampling draws
+# Loss sampling draws from its own root, rng folded with a number no step reaches: keys made
+# from an example's dropout key (fold_in(key, 1) is split(key)[1], the fc7 dropout key) would
+# tie which cells enter the loss to which fc7 units are dropped.
+SAMPLING_ROOT = 2**32 - 1
 
 
 def global_example_offset(local_batch: int, axis_name: str | None) -> jax.Array:
@@ -35,6 +38,12 @@ def example_keys(rng: jax.Array, step: jax.Array, local_batch: int,
     return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(index)
 
 
+def sampling_keys(rng: jax.Array, step: jax.Array, local_batch: int,
+                  axis_name: str | None) -> jax.Array:
+    """One loss-sampling key per example, like ``example_keys`` but independent of dropout."""
+    return example_keys(jax.random.fold_in(rng, SAMPLING_ROOT), step, local_batch, axis_name)
+
+
 def all_sum(tree, axis_name: str | None):
     """Sum over the pmap axis (identity under jit, whose arrays are already global)."""
     return tree if axis_name is None else jax.lax.psum(tree, axis_name)
@@ -49,8 +58,9 @@ def train_step(state: TrainState, batch: dict, *, graphdef, constants, tx, num_c
     keys = example_keys(state["rng"], state["step"], images.shape[0], axis_name)
     loss_labels = labels
     if sampling_rate < 1:
-        sampling_keys = jax.vmap(lambda k: jax.random.fold_in(k, SAMPLING_STREAM))(keys)
-        loss_labels = losses.sample_cells(labels, sampling_keys, sampling_rate)
+        loss_labels = losses.sample_cells(
+            labels, sampling_keys(state["rng"], state["step"], images.shape[0], axis_name),
+            sampling_rate)
 
     def loss_terms(params):
         model = nnx.merge(graphdef, params, constants)

@@ -73,8 +73,7 @@ def test_a_sampled_step_is_the_full_step_on_the_sampled_labels(mode, num_devices
     """The step's draw is per global example (seed, step, index): the same on any device
     count, and the update equals that of an unsampled step whose dropped cells are ignored."""
     batch = random_batch(4, BATCH, 64, 64, NUM_CLASSES, ignore_fraction=0.1)
-    example_keys = steps.example_keys(jax.random.PRNGKey(7), jnp.int32(0), BATCH, None)
-    sampling_keys = jax.vmap(lambda k: jax.random.fold_in(k, steps.SAMPLING_STREAM))(example_keys)
+    sampling_keys = steps.sampling_keys(jax.random.PRNGKey(7), jnp.int32(0), BATCH, None)
     masked = dict(batch, label=np.asarray(losses.sample_cells(
         jnp.asarray(batch["label"]), sampling_keys, 0.5)))
     assert 0 < (masked["label"] == 255).mean() - (batch["label"] == 255).mean() < 0.9
@@ -84,6 +83,24 @@ def test_a_sampled_step_is_the_full_step_on_the_sampled_labels(mode, num_devices
         np.testing.assert_allclose(have, want, atol=1e-6, rtol=1e-5)
     unsampled = run_step(1.0, batch, "mesh", 1)
     assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(unsampled, got))
+
+
+def test_sampling_draws_are_not_the_dropout_draws():
+    """Which cells enter the loss must not follow which fc6/fc7 units are dropped: no sampling
+    key is an example's dropout key or one of the two keys dropout splits it into."""
+    rng = jax.random.PRNGKey(3)
+    dropout = set()
+    for step in range(3):
+        for key in steps.example_keys(rng, jnp.int32(step), 8, None):
+            dropout.update(tuple(np.asarray(k).tolist()) for k in (key, *jax.random.split(key)))
+    for step in range(3):
+        for key in steps.sampling_keys(rng, jnp.int32(step), 8, None):
+            assert tuple(np.asarray(key).tolist()) not in dropout
+    # the draw is per global example: a shard's keys are its slice of the global batch's
+    both = steps.sampling_keys(rng, jnp.int32(2), 8, None)
+    shard = jax.vmap(lambda d: steps.sampling_keys(rng, jnp.int32(2), 4, "d"), axis_name="d",
+                     axis_size=2)(jnp.arange(2))
+    np.testing.assert_array_equal(np.asarray(shard).reshape(8, -1), np.asarray(both))
 
 
 @pytest.mark.parametrize("rate", [0.0, -0.5, 1.5])
