@@ -238,8 +238,9 @@ STUDIES = {
     "augmentation": {
         "reference": {"data.flip": True},
         "claims": [{"arm": {"data.flip": False}, "expect": "same",
-                    "paper": "augmenting by mirroring and jittering (translation up to 32 px) "
-                             "yields no noticeable improvement (4.4)"}]},
+                    "paper": "augmenting by mirroring and jittering yields no noticeable "
+                             "improvement (4.4); here mirroring and rescaling, the crop's "
+                             "translation kept"}]},
     "data_size": {
         "reference": {"data.train_examples": 131},
         "claims": [{"arm": {"data.train_examples": 1000}, "expect": "higher",

@@ -2,8 +2,8 @@
 
 The paper trains unbalanced and finds balancing unnecessary; the alternative it weighs is
 weighting the loss per class, here by median frequency (Eigen & Fergus, ICCV 2015): class c
-weighs ``median(freq) / freq(c)``, where ``freq(c)`` is c's pixel count over the pixel count
-of the training images in which c appears. Classes that never appear weigh 0 and do not enter
+weighs ``median(freq) / freq(c)``, where ``freq(c)`` is c's pixel count over the labelled
+(not ignored) pixel count of the training images in which c appears. Classes that never appear weigh 0 and do not enter
 the median.
 """
 

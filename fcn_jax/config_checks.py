@@ -137,6 +137,11 @@ def problems(config: ml_collections.ConfigDict) -> list[str]:
     if present and isinstance(stride, int) and isinstance(size, int) and stride > size:
         found.append(f"config.eval.tile_stride = {stride!r}: expected at most eval.tile_size "
                      f"({size}), or 0")
+    present, rate = lookup(config, "loss.sampling_rate")
+    if present and lookup(config, "model.caffe")[1] is True and rate != 1:
+        found.append(f"config.loss.sampling_rate = {rate!r}: expected 1 with model.caffe=True "
+                     "(the Caffe layout's padding and crops do not align 32-pixel loss cells "
+                     "with its score cells)")
     return found
 
 

@@ -16,6 +16,7 @@ import os
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from configs import default
 from fcn_jax import cli, distributed, parallel, train
 from fcn_jax.workdir import read_config
 
@@ -37,7 +38,7 @@ def saved_config(workdir: str):
     if not os.path.isfile(os.path.join(workdir, "config.json")):
         raise FileNotFoundError(f"--workdir {workdir} holds no config.json (no run has started "
                                 "there): pass --config, e.g. --config configs/default.py")
-    return read_config(workdir)
+    return read_config(workdir, default.get_config())
 
 
 def main(argv):

@@ -11,7 +11,8 @@ predicted classes in the palette of the training overlays), ``NAME_overlay.png``
 blended over the image) and, with ``--raw``, ``NAME_label.png`` (class indices as grey
 levels); plus one ``legend.png`` (colour and name of each class). ``--flip``, ``--scales`` and
 ``--tile`` override the workdir's ``eval`` settings (mirror averaging, multi-scale, tiled
-sliding window). Files already in ``--output`` are never replaced unless ``--overwrite``.
+sliding window). Every input is checked before the first prediction; files already in
+``--output`` are never replaced unless ``--overwrite``, inputs never.
 """
 
 import argparse
@@ -26,7 +27,8 @@ import numpy as np
 from flax import nnx
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from fcn_jax import cli, compiler, models, steps, viz, weights
+from configs import default
+from fcn_jax import cli, compiler, config_checks, models, steps, viz, weights
 from fcn_jax.data import augment, pipeline
 from fcn_jax.inference import InferenceOptions
 from fcn_jax.models.vgg import TRUNK_STRIDE
@@ -64,21 +66,26 @@ def input_files(specs: list[str]) -> list[str]:
             raise FileNotFoundError(f"--input {spec}: no such image file, no image in that "
                                     f"directory ({', '.join(IMAGE_EXTENSIONS)}) or no match")
         files += found
+    files = list(dict.fromkeys(os.path.realpath(path) for path in files))
     stems = {}
     for path in files:
         stem = os.path.splitext(os.path.basename(path))[0]
         if stems.setdefault(stem, path) != path:
             raise ValueError(f"--input: {stems[stem]} and {path} would both write {stem}_*.png; "
                              "label them into different --output directories")
-    return list(dict.fromkeys(files))
+    return files
 
 
-def read_image(path: str) -> np.ndarray:
-    """An image file as uint8 RGB [H, W, 3]; an unreadable one is an error naming it."""
+def read_image(path: str, check_only: bool = False) -> np.ndarray | None:
+    """An image file as uint8 RGB [H, W, 3] (``check_only``: just checked); an unreadable one
+    is an error naming it."""
     try:
         with Image.open(path) as image:
+            if check_only:
+                image.verify()
+                return None
             return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"{path}: not a readable image ({error})") from None
 
 
@@ -86,8 +93,9 @@ class Predictor:
     """A workdir's net and weights, labelling one image at a time at its own size."""
 
     def __init__(self, workdir: str, options: dict):
-        self.config = read_config(workdir)
+        self.config = read_config(workdir, default.get_config())
         self.config.eval.update({k: v for k, v in options.items() if v is not None})
+        config_checks.validate(self.config)
         arrays = weights.read_checkpoint_params(workdir)
         self.num_classes = int(arrays["score_fr.bias"].shape[0])
         self.class_names = class_names(workdir, self.num_classes)
@@ -136,10 +144,16 @@ def label_images(workdir: str, specs: list[str], output: str, *, raw: bool = Fal
     planned = {path: outputs(path, output, raw) for path in files}
     targets = [p for paths in planned.values() for p in paths.values()]
     targets.append(os.path.join(output, "legend.png"))
+    clobbered = sorted(set(map(os.path.realpath, targets)) & set(files))
+    if clobbered:
+        raise ValueError(f"{clobbered[0]} is an input and would be an output; choose another "
+                         "--output")
     existing = [p for p in targets if os.path.exists(p)]
     if existing and not overwrite:
         raise FileExistsError(f"{existing[0]} exists ({len(existing)} of the outputs do); "
                               "choose another --output or pass --overwrite")
+    for path in files:
+        read_image(path, check_only=True)
     predictor = Predictor(workdir, options or {})
     os.makedirs(output, exist_ok=True)
     written = []

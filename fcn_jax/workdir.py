@@ -47,14 +47,32 @@ def tuples(value):
     return tuple(tuples(v) for v in value) if isinstance(value, list) else value
 
 
-def read_config(workdir: str) -> ml_collections.ConfigDict:
-    """The resolved config a training run wrote into its workdir."""
+def unknown_fields(saved: dict, template: ml_collections.ConfigDict, prefix: str = "") -> list:
+    """Dotted keys of ``saved`` that ``template`` does not have."""
+    found = []
+    for key, value in saved.items():
+        if key not in template:
+            found.append(prefix + key)
+        elif isinstance(value, dict) and isinstance(template[key], ml_collections.ConfigDict):
+            found += unknown_fields(value, template[key], f"{prefix}{key}.")
+    return found
+
+
+def read_config(workdir: str, template: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The resolved config a training run wrote into its workdir, laid over ``template`` (the
+    current defaults), so a workdir written before a field existed gets its default."""
     path = os.path.join(workdir, "config.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: not found; --workdir must be a training workdir "
                                 "(python -m fcn_jax.main writes its config.json)")
     with open(path, encoding="utf-8") as f:
-        return ml_collections.ConfigDict(tuples(json.load(f)))
+        saved = tuples(json.load(f))
+    unknown = unknown_fields(saved, template)
+    if unknown:
+        raise ValueError(f"{path} has {', '.join(unknown[:5])}, which an FCN config does not: "
+                         "not an FCN training workdir (a classifier's?)")
+    template.update(saved)
+    return template
 
 
 class WorkdirInUse(RuntimeError):

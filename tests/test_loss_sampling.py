@@ -109,3 +109,11 @@ def test_a_sampling_rate_outside_zero_one_is_named(rate):
     config.loss.sampling_rate = rate
     with pytest.raises(ValueError, match=r"loss\.sampling_rate"):
         config_checks.validate(config)
+
+
+def test_sampling_in_the_caffe_layout_is_refused():
+    config, _ = tiny_net()
+    config.loss.sampling_rate, config.model.caffe = 0.5, True
+    with pytest.raises(ValueError, match=r"loss\.sampling_rate = 0\.5: expected 1 with "
+                                         r"model\.caffe=True"):
+        config_checks.validate(config)

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from configs import default
 from fcn_jax import train
+from fcn_jax.workdir import read_config
 from fcn_jax.data import pipeline
 from tests.helpers import ROOT, overridden_config, tiny_cli_overrides
 
@@ -99,3 +101,35 @@ def test_bad_inputs_are_one_line_and_nothing_written_is_replaced(trained, tmp_pa
     proc = predict("--workdir", workdir, "--input", str(tmp_path / "nothing*.png"),
                    "--output", str(tmp_path / "o"))
     assert proc.returncode == 2 and "no such image file" in proc.stderr
+    # a broken image anywhere stops the run before any output; inputs are never outputs
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    for name in ("c.png", "c_mask.png"):  # c.png's mask would replace the input c_mask.png
+        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(clash / name)
+    proc = predict("--workdir", workdir, "--input", str(tmp_path / "black.png"),
+                   str(tmp_path / "broken.png"), "--output", str(tmp_path / "fresh"))
+    assert proc.returncode == 2 and not (tmp_path / "fresh").exists()
+    proc = predict("--workdir", workdir, "--input", str(clash), "--output", str(clash),
+                   "--overwrite")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("is an input and would be an output; choose another "
+                                        "--output")
+    proc = predict("--workdir", workdir, "--input", str(tmp_path / "black.png"),
+                   "--output", str(tmp_path / "o"), "--scales", "0")
+    assert proc.returncode == 2 and "eval.scales" in proc.stderr
+
+
+def test_a_saved_config_fills_fields_added_since_and_refuses_a_foreign_one(tmp_path):
+    """A workdir written before a config field existed gets that field's default; a config
+    with fields no FCN config has (a classifier's workdir) is refused, naming them."""
+    saved = json.loads(default.get_config("fcn16s").to_json())
+    del saved["data"]["train_examples"]
+    saved["model"]["width"] = 0.25
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    config = read_config(str(tmp_path), default.get_config())
+    assert config.data.train_examples == 0 and config.model.width == 0.25
+    assert config.model.variant == "fcn16s" and config.model.skip_scales == (1.0, 1.0)
+    saved["model"]["classes"] = 20
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"has model\.classes, which an FCN config does not"):
+        read_config(str(tmp_path), default.get_config())

@@ -84,7 +84,13 @@ def preparation_lock(directory: str, name: str):
         yield
         return
     with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process to prepare {name} in {directory}", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # a filesystem without flock (some NFS, Lustre): go on unlocked
+            pass
         yield
 
 

@@ -81,6 +81,10 @@ def to_torchvision(model: VGG16Classifier, names: dict[str, str]) -> dict[str, n
 def from_torchvision(model: VGG16Classifier, arrays: dict, names: dict[str, str]) -> None:
     """Load a state dict written by ``to_torchvision`` back into ``model`` (its inverse)."""
     expected = to_torchvision(model, names)
+    missing = sorted(expected.keys() - arrays.keys())
+    if missing:
+        raise ValueError(f"not a VGG16 classifier state dict: {len(missing)} arrays missing "
+                         f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})")
     for key, want in expected.items():
         got = np.asarray(arrays[key])
         if got.shape != want.shape:
