@@ -160,9 +160,16 @@ def test_each_out_of_range_value_is_named_with_its_range(key, value, message):
 
 
 def test_every_shipped_config_passes_validation():
-    from configs import default, experiments, voc
-    configs = [default.get_config(v) for v in default.VARIANTS] + [experiments.get_config()]
+    from configs import classifier, default, voc
+    from fcn_jax import sweeps
+
+    configs = [default.get_config(v) for v in default.VARIANTS] + [classifier.get_config()]
     configs += [voc.get_config(arg) for arg in ("fcn32s_fixed", "fcn16s", "fcn8s_atonce")]
+    for make_trials in default.SWEEPS.values():  # every trial of every named sweep / study
+        for trial in make_trials():
+            config = default.get_config()
+            sweeps.apply_overrides(config, sweeps.config_overrides(trial))
+            configs.append(config)
     for config in configs:
         assert config_checks.problems(config) == []
 
