@@ -11,19 +11,19 @@ input-bound.
 import time
 
 from absl import app, flags
-from ml_collections import config_flags
 
-from fcn_jax import data
+from fcn_jax import cli, config_cli, data
 from fcn_jax.data import pipeline
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", "configs/default.py", "Config file.")
+flags.DEFINE_string("config", "configs/default.py", "Config file; override fields with "
+                    "--config.KEY=VALUE.")
 flags.DEFINE_integer("batches", 100, "Timed batches.")
 flags.DEFINE_integer("warmup", 5, "Untimed batches first.")
 
 
-def main(_):
-    config = FLAGS.config
+def main(argv):
+    config = config_cli.resolve(FLAGS.config, argv)
     dataset = data.build(config)
     train = pipeline.train_dataset(
         dataset.split(config.data.train_split), local_batch=config.train.batch_size,
@@ -44,4 +44,4 @@ def main(_):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(cli.guarded(main), flags_parser=config_cli.parse_flags)

@@ -13,10 +13,15 @@ VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    """The default config; ``arg`` picks the FCN variant (default fcn8s)."""
-    variant = arg or "fcn8s"
-    if variant not in VARIANTS:
-        raise ValueError(f"configs/default.py:{variant}: expected one of {VARIANTS}")
+    """The default config; ``arg`` picks the FCN variant (default fcn8s) and may add ``smoke``
+    (``:smoke``, ``:fcn32s,smoke``): a seconds-long run on the tiny data."""
+    parts = [p for p in (arg or "").split(",") if p]
+    smoke = "smoke" in parts
+    variants = [p for p in parts if p != "smoke"]
+    if len(variants) > 1 or not set(variants) <= set(VARIANTS):
+        raise ValueError(f"configs/default.py:{arg}: expected one of {VARIANTS}, optionally "
+                         "with ',smoke'")
+    variant = variants[0] if variants else "fcn8s"
     c = ml_collections.ConfigDict()
     c.seed = 0
 
@@ -87,7 +92,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.parallel.num_devices = 0            # 0 = every local device
     c.parallel.cpu_devices = 1            # CPU backend: split the host into N devices
                                           # (applied by fcn_jax.main, before JAX starts)
+    if smoke:
+        shrink_to_smoke(c)
     return c
+
+
+def shrink_to_smoke(c: ml_collections.ConfigDict) -> None:
+    """A seconds-long run for trying commands: tiny data and net, 20 steps, one evaluation."""
+    c.data.update(builder_config="tiny", crop_size=32, num_threads=1, prefetch=2)
+    c.model.update(width=0.0625, fc_channels=16)
+    c.optim.warmup_steps = 0
+    c.train.update(batch_size=4, num_steps=20, log_every=5, eval_every=20,
+                   checkpoint_every=10, num_overlays=2)
+    c.eval.batch_size = 4
 
 
 # The file ``make classifier`` writes (configs/classifier.py), relative to the repository root,

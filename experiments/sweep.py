@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from fcn_jax import config_checks, sweeps
+from fcn_jax import config_checks, config_cli, sweeps
 from fcn_jax.preemption import EXIT_PREEMPTED, SIGNALS
 from fcn_jax.workdir import write_json
 
@@ -44,12 +44,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--emit-commands", metavar="FILE",
                         help="write one command per unfinished trial to FILE; run nothing")
     args, rest = parser.parse_known_args(argv)
-    args.common = {}
-    for arg in rest:
-        key, sep, text = arg.partition("=")
-        if not (key.startswith("--config.") and sep):
-            parser.error(f"unrecognised argument {arg!r} (expected --config.a.b=value)")
-        args.common[key[len("--config."):]] = sweeps.parse_value(text)
+    try:
+        unknown, args.common_texts = config_cli.split_overrides(rest)
+    except ValueError as error:
+        parser.error(str(error))
+    if unknown:
+        parser.error(f"unrecognised argument {unknown[0]!r} (expected --config.a.b=value)")
     if args.parallel < 1:
         parser.error("--parallel must be at least 1")
     return args
@@ -66,6 +66,7 @@ def prepare(args: argparse.Namespace) -> list[dict]:
     path, arg = sweeps.split_config_arg(args.config)
     config_arg = os.path.abspath(path) + (f":{arg}" if arg is not None else "")
     base, trials, study = sweeps.load_sweep(args.config, args.sweep)
+    args.common = config_cli.typed_overrides(base, args.common_texts)
     for overrides in trials:
         trial_config = base.copy_and_resolve_references()
         sweeps.apply_overrides(trial_config, {**args.common, **sweeps.config_overrides(overrides)})

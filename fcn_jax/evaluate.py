@@ -4,8 +4,10 @@
     python -m fcn_jax.evaluate --config configs/voc.py:fcn8s --source workdirs/voc/fcn8s \\
         --name FCN-8s --table results/voc
 
-``--source`` is a training workdir (its latest checkpoint is scored) or a weight file
-(fcn_jax/weights.py, e.g. released FCN weights). The row ``--name`` is added to, or replaced
+``--source`` is a training workdir (its latest checkpoint is scored; without ``--config``,
+with the config it was trained with, from its config.json) or a weight file
+(fcn_jax/weights.py, e.g. released FCN weights; ``--config`` required). Fields can be
+overridden with ``--config.KEY=VALUE``. The row ``--name`` is added to, or replaced
 in, ``TABLE/results.json`` and ``TABLE/results.md`` (net | pixel acc | mean acc | mean IU |
 f.w. IU, in percent, on ``config.data.eval_split``: seg11valid for configs/voc.py).
 """
@@ -14,9 +16,8 @@ import json
 import os
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
-from fcn_jax import cli, metrics, train
+from fcn_jax import cli, config_cli, metrics, train
 from fcn_jax.workdir import ensure_writable, write_json, write_text
 
 COLUMNS = dict(metrics.PAPER_METRICS)
@@ -66,19 +67,17 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     """The command's flags (defined only when run, so importing this module defines none)."""
-    config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/voc.py:fcn8s.",
-                                    lock_config=True)
+    flags.DEFINE_string("config", None, "Config file, e.g. configs/voc.py:fcn8s; default: the "
+                        "--source workdir's config.json.")
     flags.DEFINE_string("source", None, "A training workdir or a weight file to score.")
     flags.DEFINE_string("name", None, "The row's name in the table, e.g. FCN-8s.")
     flags.DEFINE_string("table", None, "Directory of results.json and results.md.")
-    flags.mark_flags_as_required(["config", "source", "name", "table"])
+    flags.mark_flags_as_required(["source", "name", "table"])
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
-    config = FLAGS.config
+    config = config_cli.resolve(FLAGS.config, argv, lambda: config_cli.workdir_config(FLAGS.source, "--source"))
     ensure_writable(FLAGS.table)
     result = score_source(config, FLAGS.source)
     row = {"net": FLAGS.name, "source": os.path.abspath(FLAGS.source), "step": result["step"],
@@ -89,4 +88,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(cli.guarded(main))
+    app.run(cli.guarded(main), flags_parser=config_cli.parse_flags)

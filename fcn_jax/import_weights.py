@@ -12,17 +12,16 @@ import os
 
 import numpy as np
 from absl import app, flags
-from ml_collections import config_flags
 
-from fcn_jax import cli, models, weights
+from fcn_jax import cli, config_cli, models, weights
 
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
     """The command's flags (defined only when run, so importing this module defines none)."""
-    config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/voc.py:fcn32s.",
-                                    lock_config=True)
+    flags.DEFINE_string("config", None, "Config file, e.g. configs/voc.py:fcn32s; override "
+                        "fields with --config.KEY=VALUE.")
     flags.DEFINE_string("weights", None, ".npz, .safetensors or .pth/.pt (with torch) file.")
     flags.DEFINE_integer("num_classes", 21, "Classes of the model's score layers (VOC: 21).")
     flags.DEFINE_string("npz", "", "Also write the file's arrays to this .npz.")
@@ -30,11 +29,10 @@ def define_flags() -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    model = models.build(FLAGS.config, FLAGS.num_classes, seed=0)
+    config = config_cli.resolve(FLAGS.config, argv)
+    model = models.build(config, FLAGS.num_classes, seed=0)
     arrays = weights.read_arrays(FLAGS.weights)
-    report = weights.load_reference(model, arrays, convention=FLAGS.config.model.init_convention,
+    report = weights.load_reference(model, arrays, convention=config.model.init_convention,
                                     source=FLAGS.weights)
     for key, value in report.items():
         print(f"{key}: {value if isinstance(value, str) else ', '.join(value) or '-'}")
@@ -46,4 +44,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(cli.guarded(main))
+    app.run(cli.guarded(main), flags_parser=config_cli.parse_flags)

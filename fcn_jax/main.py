@@ -11,18 +11,14 @@ code 75); see fcn_jax/cli.py.
 """
 
 import json
-import os
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
-from configs import default
-from fcn_jax import cli, distributed, parallel, train
-from fcn_jax.workdir import read_config
+from fcn_jax import cli, config_cli, distributed, parallel, train
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/default.py:fcn8s; "
-                                "default: the workdir's config.json.", lock_config=True)
+flags.DEFINE_string("config", None, "Config file, e.g. configs/default.py:fcn8s; default: the "
+                    "workdir's config.json. Override fields with --config.KEY=VALUE.")
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
 flags.DEFINE_enum("mode", "train", ["train", "eval"], "Train (and evaluate) or only evaluate.")
 flags.DEFINE_string("coordinator_address", "",
@@ -33,19 +29,9 @@ flags.DEFINE_integer("process_id", 0, "This process's id in [0, num_processes)."
 flags.mark_flags_as_required(["workdir"])
 
 
-def saved_config(workdir: str):
-    """The config a run wrote into ``workdir``; a workdir without one needs ``--config``."""
-    if not os.path.isfile(os.path.join(workdir, "config.json")):
-        raise FileNotFoundError(f"--workdir {workdir} holds no config.json (no run has started "
-                                "there): pass --config, e.g. --config configs/default.py")
-    return read_config(workdir, default.get_config())
-
-
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
-    config = FLAGS.config or saved_config(FLAGS.workdir)
+    config = config_cli.resolve(FLAGS.config, argv, lambda: config_cli.workdir_config(FLAGS.workdir))
     parallel.start_cpu_devices(config.parallel.cpu_devices)
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     if FLAGS.mode == "train":
@@ -57,4 +43,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(cli.guarded(main))
+    app.run(cli.guarded(main), flags_parser=config_cli.parse_flags)

@@ -27,12 +27,10 @@ import numpy as np
 from flax import nnx
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from configs import default
-from fcn_jax import cli, compiler, config_checks, models, steps, viz, weights
+from fcn_jax import cli, compiler, config_checks, config_cli, models, steps, viz, weights
 from fcn_jax.data import augment, pipeline
 from fcn_jax.inference import InferenceOptions
 from fcn_jax.models.vgg import TRUNK_STRIDE
-from fcn_jax.workdir import read_config
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 CLASSES_FILE = "classes.json"
@@ -93,7 +91,7 @@ class Predictor:
     """A workdir's net and weights, labelling one image at a time at its own size."""
 
     def __init__(self, workdir: str, options: dict):
-        self.config = read_config(workdir, default.get_config())
+        self.config = config_cli.workdir_config(workdir)
         self.config.eval.update({k: v for k, v in options.items() if v is not None})
         config_checks.validate(self.config)
         arrays = weights.read_checkpoint_params(workdir)

@@ -23,9 +23,8 @@ import numpy as np
 import optax
 from absl import app, flags, logging
 from flax import nnx
-from ml_collections import config_flags
 
-from fcn_jax import cli, config_checks, data, optim, parallel, steps
+from fcn_jax import cli, config_checks, config_cli, data, optim, parallel, steps
 from fcn_jax.data import objects, objects_dataset
 from fcn_jax.models.classifier import VGG16Classifier, input_size, to_torchvision
 from fcn_jax.parallel import DataParallel
@@ -198,19 +197,18 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", "configs/classifier.py", "Classifier config file.",
-                                lock_config=True)
+flags.DEFINE_string("config", "configs/classifier.py", "Classifier config file; override fields "
+                    "with --config.KEY=VALUE.")
 flags.DEFINE_string("workdir", None, "Directory for the weights, logs and results.")
 flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
-    parallel.start_cpu_devices(FLAGS.config.parallel.cpu_devices)
-    pretrain(FLAGS.config, FLAGS.workdir)
+    config = config_cli.resolve(FLAGS.config, argv)
+    parallel.start_cpu_devices(config.parallel.cpu_devices)
+    pretrain(config, FLAGS.workdir)
 
 
 if __name__ == "__main__":
-    app.run(cli.guarded(main))
+    app.run(cli.guarded(main), flags_parser=config_cli.parse_flags)

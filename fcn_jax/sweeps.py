@@ -21,6 +21,7 @@ the reference arm, paired by seed, and a row per claim.
 """
 
 import ast
+import difflib
 import hashlib
 import importlib.util
 import itertools
@@ -99,16 +100,23 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> None:
         node = config
         for part in parent.split(".") if parent else []:
             if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
-                raise ValueError(f"unknown config key {key!r}: no section {part!r}")
+                raise ValueError(f"unknown config key {key!r}: no section {part!r}"
+                                 + close_matches(part, node))
             node = node[part]
         if leaf not in node:
-            raise ValueError(f"unknown config key {key!r}; "
-                             f"{parent or 'the config'} has {sorted(node.keys())}")
+            raise ValueError(f"unknown config key {key!r}" + close_matches(leaf, node)
+                             + f"; {parent or 'the config'} has {sorted(node.keys())}")
         try:
             setattr(node, leaf, value)
         except TypeError as e:
             raise ValueError(f"config key {key!r}: cannot set {value!r} "
                              f"({type(value).__name__}): {e}") from e
+
+
+def close_matches(name: str, node: ml_collections.ConfigDict) -> str:
+    """", did you mean ...?" for the fields of ``node`` close to ``name``, else ""."""
+    found = difflib.get_close_matches(name, list(node.keys()), n=3)
+    return f" (did you mean {' or '.join(repr(f) for f in found)}?)" if found else ""
 
 
 def parse_value(text: str):
