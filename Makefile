@@ -13,7 +13,7 @@ STUDIES ?= sgd_lr pretraining skips upsampling loss_sampling balancing augmentat
 PARALLEL ?= 1
 MUTATION_WORKDIR ?= workdirs/mutation
 
-.PHONY: run classifier test mutation studies install install-test clean
+.PHONY: run classifier test test-quick mutation studies install install-test clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ run: classifier
 ## make test: install, then run the test suite on CPU with fake devices.
 test: install-test
 	$(PY) -m pytest -q -n 2 tests
+
+## make test-quick: the same without the end-to-end command runs marked slow (about half the time).
+test-quick: install-test
+	$(PY) -m pytest -q -n 2 -m "not slow" tests
 
 ## make mutation: mutation testing of the core modules against their tests (not in CI; see
 ## docs/testing.md). MODULES=fcn_jax/losses.py picks modules of mutation/targets.toml.

@@ -86,8 +86,10 @@ def seconds_per_step(logs: list[dict]) -> float:
 
 
 def metric_value(results: dict, name: str) -> float:
-    """One metric of a trial's results.json: the paper's four, or the boundary F-score."""
-    return results["metrics"][name] if name in results["metrics"] else results[name]
+    """One metric of a trial's results.json: the paper's four, or the boundary F-score (NaN
+    where the file holds null: undefined)."""
+    value = results["metrics"][name] if name in results["metrics"] else results[name]
+    return float("nan") if value is None else value
 
 
 def format_cell(row: dict, metric: str) -> str:

@@ -96,13 +96,16 @@ def load(spec: str) -> ml_collections.ConfigDict:
     return module.get_config(arg) if arg is not None else module.get_config()
 
 
-def workdir_config(workdir: str, flag: str = "--workdir") -> ml_collections.ConfigDict:
+def workdir_config(workdir: str, flag: str = "--workdir",
+                   has_config_flag: bool = True) -> ml_collections.ConfigDict:
     """The config a training run wrote into ``workdir`` (its config.json over the defaults of
-    configs/default.py); a directory without one needs ``--config``."""
+    configs/default.py); the error for a directory without one says what to do: pass
+    ``--config`` (where the command has it) or train there first."""
     if not os.path.isfile(os.path.join(workdir, "config.json")):
+        fix = ("pass --config, e.g. --config configs/default.py" if has_config_flag else
+               "pass a workdir that python -m fcn_jax.main trained")
         raise FileNotFoundError(f"{flag} {workdir} holds no config.json (not a training workdir, "
-                                "or no run has started there): pass --config, e.g. "
-                                "--config configs/default.py")
+                                f"or no run has started there): {fix}")
     return read_config(workdir, default.get_config())
 
 

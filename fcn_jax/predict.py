@@ -87,18 +87,25 @@ def read_image(path: str, check_only: bool = False) -> np.ndarray | None:
         raise ValueError(f"{path}: not a readable image ({error})") from None
 
 
+def trained_model(workdir: str, config) -> tuple[nnx.Module, int]:
+    """The net ``config`` describes with the latest checkpoint of ``workdir`` loaded; the
+    number of classes (read from its score layer)."""
+    arrays = weights.read_checkpoint_params(workdir)
+    num_classes = int(arrays["score_fr.bias"].shape[0])
+    model = models.build(config, num_classes, config.seed)
+    weights.load_previous_stage(model, arrays, workdir)
+    return model, num_classes
+
+
 class Predictor:
     """A workdir's net and weights, labelling one image at a time at its own size."""
 
     def __init__(self, workdir: str, options: dict):
-        self.config = config_cli.workdir_config(workdir)
+        self.config = config_cli.workdir_config(workdir, has_config_flag=False)
         self.config.eval.update({k: v for k, v in options.items() if v is not None})
         config_checks.validate(self.config)
-        arrays = weights.read_checkpoint_params(workdir)
-        self.num_classes = int(arrays["score_fr.bias"].shape[0])
+        model, self.num_classes = trained_model(workdir, self.config)
         self.class_names = class_names(workdir, self.num_classes)
-        model = models.build(self.config, self.num_classes, self.config.seed)
-        weights.load_previous_stage(model, arrays, workdir)
         graphdef, self.params, constants = nnx.split(model, nnx.Param, ...)
         inference = InferenceOptions.from_config(self.config.eval, augment.PAD_RGB)
         self.stride = 1 if self.config.model.caffe else TRUNK_STRIDE

@@ -172,6 +172,23 @@ def to_model_layout(name: str, array: np.ndarray, shape: tuple) -> np.ndarray:
     return np.ascontiguousarray(array.reshape(cout, cin, kh, kw).transpose(2, 3, 1, 0))
 
 
+def to_reference_layout(name: str, array: np.ndarray) -> np.ndarray:
+    """The inverse of ``to_model_layout`` for a convolutionalized net: HWIO kernels to OIHW,
+    upsampling kernels to Caffe's Deconvolution layout [in, out, kh, kw] (flipped back)."""
+    if not name.endswith(".weight"):
+        return np.asarray(array)
+    if name.split(".")[0] in UPSAMPLING_LAYERS:
+        return np.ascontiguousarray(array[::-1, ::-1].transpose(2, 3, 0, 1))
+    return np.ascontiguousarray(array.transpose(3, 2, 0, 1))
+
+
+def reference_arrays(model: nnx.Module) -> dict[str, np.ndarray]:
+    """Every variable of ``model`` under its reference name, in the reference layout: a file
+    ``load_reference`` reads back into the same net."""
+    return {name: to_reference_layout(name, np.asarray(var[...]))
+            for name, var in model_variables(model).items()}
+
+
 def model_variables(model: nnx.Module) -> dict[str, nnx.Variable]:
     """{reference name: variable} for every variable of the model."""
     return {reference_name(path): var for path, var in nnx.to_flat_state(nnx.state(model))}

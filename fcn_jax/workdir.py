@@ -1,8 +1,10 @@
 """The run directory: created and checked for writing before any work starts, locked by the
-one process that trains in it; JSON files written into it atomically."""
+one process that trains in it; JSON files written into it atomically, as strict JSON (an
+undefined value such as the IU of a class never seen or predicted is ``null``, not ``NaN``)."""
 
 import fcntl
 import json
+import math
 import os
 import socket
 import uuid
@@ -35,9 +37,25 @@ def write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def finite_or_null(value):
+    """``value`` with every NaN or infinite float replaced by None (JSON's null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    return value
+
+
+def strict_json(payload, **options) -> str:
+    """``payload`` as strict JSON: non-finite numbers written as null."""
+    return json.dumps(finite_or_null(payload), allow_nan=False, **options)
+
+
 def write_json(path: str, payload) -> None:
-    """Write JSON atomically (a temporary file renamed into place)."""
-    write_text(path, json.dumps(payload, indent=2) + "\n")
+    """Write strict JSON atomically (a temporary file renamed into place)."""
+    write_text(path, strict_json(payload, indent=2) + "\n")
 
 
 def tuples(value):

@@ -1,10 +1,14 @@
-"""Run logs: one JSON line per log step in ``metrics.jsonl`` plus TensorBoard event files."""
+"""Run logs: one strict JSON line per log step in ``metrics.jsonl`` (an undefined value, e.g.
+boundary precision before any boundary is predicted, is ``null``) plus TensorBoard event files
+(which leave undefined values out)."""
 
 import json
 import os
 
 import numpy as np
 from tensorboardX import SummaryWriter
+
+from fcn_jax.workdir import strict_json
 
 
 class MetricWriter:
@@ -22,9 +26,9 @@ class MetricWriter:
         record = {"step": int(step), "split": split}
         record.update({k: to_json(v) for k, v in scalars.items()})
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(strict_json(record) + "\n")
         for key, value in scalars.items():
-            if np.ndim(value) == 0:
+            if np.ndim(value) == 0 and np.isfinite(value):
                 self.tensorboard.add_scalar(f"{split}/{key}", float(value), int(step))
         self.tensorboard.flush()
 

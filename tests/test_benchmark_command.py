@@ -17,6 +17,7 @@ def test_help_needs_no_torch():
 
 
 @pytest.mark.parametrize("cpu_devices", [1, 2])
+@pytest.mark.slow
 def test_the_benchmark_prints_every_phase_with_a_ratio(cpu_devices):
     pytest.importorskip("torch")
     proc = subprocess.run(

@@ -161,6 +161,7 @@ def run(module: str, *args: str, env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_pretrain_then_fine_tune_through_the_commands(tmp_path):
     """The pipeline as a user runs it: pretrain (reused when rerun, refused with another
     config), then fcn_jax.main initialised from the classifier's file."""

@@ -30,6 +30,7 @@ def test_options_fall_back_where_xla_does_not_know_a_value(monkeypatch):
 
 
 @pytest.mark.parametrize("local_devices", [1, 2])
+@pytest.mark.slow
 def test_train_step_update_is_the_same_with_and_without_options(local_devices):
     model = FCN(3, variant="fcn8s", width=0.0625, fc_channels=16, rngs=nnx.Rngs(0))
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)

@@ -13,7 +13,7 @@ from fcn_jax import config_cli
 from tests.helpers import ROOT, environment_without_cpu_device_count
 
 COMMANDS = ("fcn_jax.main", "fcn_jax.evaluate", "fcn_jax.pretrain", "fcn_jax.import_weights",
-            "fcn_jax.predict", "experiments.sweep", "experiments.report",
+            "fcn_jax.predict", "fcn_jax.export", "experiments.sweep", "experiments.report",
             "benchmarks.input_pipeline", "benchmarks.sliding_window", "benchmarks.fcn_vs_torch")
 
 
@@ -122,6 +122,7 @@ def test_every_command_has_help_without_optional_extras(module):
     assert "usage" in proc.stdout.lower() or "--helpfull" in proc.stdout
 
 
+@pytest.mark.slow
 def test_the_smoke_run_then_its_workdir_alone_is_scored_by_evaluate(tmp_path, tiny_data_dir):
     """configs/default.py:smoke trains through the command; fcn_jax.evaluate --source W needs
     no --config (W's config.json), and an override on top applies (mirror averaging)."""

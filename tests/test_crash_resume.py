@@ -106,6 +106,7 @@ def reference(tiny_data_dir, tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow
 def test_killed_between_checkpoints_then_mid_save_resumes_exactly(tiny_data_dir, reference,
                                                                   tmp_path):
     workdir = str(tmp_path)
@@ -121,6 +122,7 @@ def test_killed_between_checkpoints_then_mid_save_resumes_exactly(tiny_data_dir,
     assert not any("tmp" in name for name in os.listdir(tmp_path / "checkpoints"))
 
 
+@pytest.mark.slow
 def test_killed_while_writing_the_first_checkpoint_starts_over_exactly(tiny_data_dir, reference,
                                                                        tmp_path):
     workdir = str(tmp_path)
@@ -131,6 +133,7 @@ def test_killed_while_writing_the_first_checkpoint_starts_over_exactly(tiny_data
     assert_same_run(tiny_data_dir, reference, workdir)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_the_rerun_equals_an_uninterrupted_run(
         tiny_data_dir, reference, tmp_path):
     workdir = str(tmp_path)

@@ -139,6 +139,7 @@ def test_max_unpool_without_switches_names_the_missing_pool():
 
 @pytest.mark.parametrize("decoder", ["learned_bilinear", "learned_random", "bed_of_nails",
                                      "max_unpool"])
+@pytest.mark.slow
 def test_learned_decoders_receive_gradients(decoder):
     model = tiny_fcn("fcn16s", decoder)
     # Non-zero score layers, so the upsampling layers see non-zero inputs.

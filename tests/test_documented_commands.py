@@ -10,6 +10,8 @@ import ast
 import glob
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -20,6 +22,8 @@ TESTED = {
     "make run": ["tests/test_classifier_pretraining.py::"
                  "test_pretrain_then_fine_tune_through_the_commands"],
     "make test": [],  # CI's own command: it runs this suite
+    "make test-quick": ["tests/test_documented_commands.py::"
+                        "test_the_quick_subset_is_the_suite_less_the_slow_tests"],
     "make studies": ["tests/test_sweeps.py::"
                      "test_a_study_report_draws_its_prediction_grid_and_coarse_upper_bound"],
     "make mutation": ["tests/test_mutation_command.py::"
@@ -33,6 +37,8 @@ TESTED = {
                                "checkpoint_with_zero_new_score_layers"],
     "python -m fcn_jax.predict": ["tests/test_predict_command.py::"
                                   "test_predictions_of_a_folder_equal_the_trainers"],
+    "python -m fcn_jax.export": ["tests/test_export_command.py::"
+                                 "test_exported_module_and_weights_give_the_trained_nets_logits"],
     "python -m fcn_jax.pretrain": ["tests/test_classifier_pretraining.py::"
                                    "test_pretrain_then_fine_tune_through_the_commands"],
     "python -m fcn_jax.data.voc": ["tests/test_voc_dataset.py::"
@@ -127,3 +133,21 @@ def test_command_keys():
     assert command_key("$TRAIN --config configs/voc.py:fcn32s") == "python -m fcn_jax.main"
     assert command_key("srun .venv/bin/python -m fcn_jax.main --config x") == (
         "python -m fcn_jax.main")
+
+
+def test_the_quick_subset_is_the_suite_less_the_slow_tests():
+    """``make test-quick`` deselects the tests marked slow, and only those."""
+    recipe = subprocess.run(["make", "-n", "-o", "install-test", "test-quick"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout
+    assert '-m "not slow" tests' in recipe
+
+    def collected(*args: str) -> set[str]:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                               "--strict-markers", *args, "tests"], cwd=ROOT,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return {line for line in proc.stdout.splitlines() if "::" in line}
+
+    everything, quick, slow = collected(), collected("-m", "not slow"), collected("-m", "slow")
+    assert quick == everything - slow and slow and len(quick) > len(slow)
+    assert any("test_pretrain_then_fine_tune_through_the_commands" in t for t in slow)

@@ -55,6 +55,7 @@ def test_released_weights_score_as_the_numpy_reference_net(tiny_data_dir, tmp_pa
         assert abs(value - want[key]) < 0.05, key
 
 
+@pytest.mark.slow
 def test_command_scores_a_checkpoint_into_the_table(tiny_data_dir, tmp_path):
     overrides = tiny_cli_overrides(2) | {"parallel.num_devices": 1}
     config = overridden_config("fcn32s", tiny_data_dir, overrides)

@@ -158,6 +158,7 @@ def test_a_checkpoint_of_another_model_is_refused_untouched(finished_run, tiny_d
     assert snapshot(workdir) == before
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_a_save_keeps_the_last_checkpoint_and_results(
         finished_run, tiny_data_dir, tmp_path, monkeypatch):
     workdir = shutil.copytree(finished_run, str(tmp_path / "run"))
@@ -176,6 +177,7 @@ def test_a_full_disk_during_a_save_keeps_the_last_checkpoint_and_results(
     assert Checkpointer(workdir).latest_step() == 2
 
 
+@pytest.mark.slow
 def test_a_diverging_loss_stops_and_keeps_only_confirmed_checkpoints(tiny_data_dir, tmp_path):
     config = small_config(tiny_data_dir, 8, checkpoint_every=1)
     config.optim.learning_rate = 1e12

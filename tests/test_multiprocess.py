@@ -25,6 +25,7 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize("mode", ["mesh", "pmap"])
+@pytest.mark.slow
 def test_two_processes_with_two_devices_each_equal_one_process_with_four(tiny_data_dir,
                                                                           tmp_path, mode):
     overrides = dict(tiny_cli_overrides(4), **{"parallel.mode": mode})

@@ -12,6 +12,7 @@ from tests.helpers import ROOT
 pytest.importorskip("cosmic_ray")
 
 
+@pytest.mark.slow
 def test_every_mutant_of_the_cli_wrapper_is_killed_by_its_tests(tmp_path):
     """The documented command, `make mutation MODULES=...`, on the smallest target."""
     proc = subprocess.run(["make", "--no-print-directory", "mutation", "MODULES=fcn_jax/cli.py",

@@ -13,7 +13,6 @@ from PIL import Image
 from configs import default
 from fcn_jax import train
 from fcn_jax.workdir import read_config
-from fcn_jax.data import pipeline
 from tests.helpers import ROOT, overridden_config, tiny_cli_overrides
 
 
@@ -96,8 +95,8 @@ def test_bad_inputs_are_one_line_and_nothing_written_is_replaced(trained, tmp_pa
                    "--output", str(tmp_path / "o"))
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        f"error: {tmp_path / 'config.json'}: not found; --workdir must be a training workdir "
-        "(python -m fcn_jax.main writes its config.json)")
+        f"error: --workdir {tmp_path} holds no config.json (not a training workdir, or no run "
+        "has started there): pass a workdir that python -m fcn_jax.main trained")
     proc = predict("--workdir", workdir, "--input", str(tmp_path / "nothing*.png"),
                    "--output", str(tmp_path / "o"))
     assert proc.returncode == 2 and "no such image file" in proc.stderr

@@ -216,6 +216,7 @@ def small_filesystem(path, size):
         subprocess.run(["umount", str(path)], check=False)
 
 
+@pytest.mark.slow
 def test_a_really_full_disk_is_one_line_naming_the_disk(tiny_data_dir, tmp_path):
     with small_filesystem(tmp_path / "small", "600k") as small:
         flags = cli_flags("fcn32s", tiny_data_dir, str(small / "run"), tiny_cli_overrides(6))
@@ -250,6 +251,7 @@ def test_orbax_disk_full_error_keeps_the_last_checkpoint(finished, tiny_data_dir
 # 6. Damaged checkpoints.
 
 @pytest.mark.parametrize("damage", ["arrays deleted", "metadata truncated"])
+@pytest.mark.slow
 def test_a_damaged_latest_checkpoint_names_the_intact_one_and_changes_nothing(
         finished, tiny_data_dir, tmp_path, damage):
     workdir = shutil.copytree(finished, str(tmp_path / "run"))
@@ -293,6 +295,7 @@ def test_a_second_signal_exits_at_once():
     assert "SIGINT again: exiting now, without saving" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_signalled_sweep_stops_its_trial_with_a_checkpoint_and_resumes(tiny_data_dir,
                                                                           tmp_path):
     config_file = tmp_path / "tiny_sweep.py"

@@ -138,6 +138,7 @@ def snapshot(trial_dir):
             (trial_dir / "metrics.jsonl").read_text())
 
 
+@pytest.mark.slow
 def test_sweep_runs_resumes_and_reports(tiny_config_file, tmp_path):
     sweep_dir = tmp_path / "sweep"
     args = ["--config", tiny_config_file, "--sweep", "grid", "--workdir", str(sweep_dir),
@@ -187,6 +188,7 @@ def test_sweep_runs_resumes_and_reports(tiny_config_file, tmp_path):
         "confusion_best.png", "learning_curves.png", "mean_iu_vs_optim.learning_rate.png"]
 
 
+@pytest.mark.slow
 def test_a_failing_trial_is_reported_and_the_others_finish(tiny_config_file, tmp_path):
     sweep_dir = tmp_path / "sweep"
     proc = run_module("experiments.sweep", "--config", tiny_config_file, "--sweep", "broken",
@@ -219,6 +221,7 @@ def test_an_unknown_override_fails_before_any_trial(tiny_config_file, tmp_path):
     assert not (tmp_path / "sweep").exists()
 
 
+@pytest.mark.slow
 def test_a_staged_trial_starts_from_its_parents_workdir_after_it(tiny_config_file, tmp_path):
     sweep_dir = tmp_path / "sweep"
     args = ["--config", tiny_config_file, "--sweep", "staged", "--workdir", str(sweep_dir)]
@@ -494,6 +497,7 @@ def numpy_coarse_mean_iu(labels: list, factor: int, num_classes: int) -> float:
     return 100 * float(np.nanmean(iu))
 
 
+@pytest.mark.slow
 def test_a_study_report_draws_its_prediction_grid_and_coarse_upper_bound(
         tiny_config_file, tiny_data_dir, tmp_path):
     """docs/experiments.md's ``make studies`` (its classifier prerequisite taken as made): the paper's

@@ -97,6 +97,7 @@ def test_cli_rejects_an_unknown_config_key(tmp_path):
     assert not os.listdir(tmp_path)
 
 
+@pytest.mark.slow
 def test_cli_trains_then_evaluates_a_checkpoint(tiny_data_dir, tmp_path):
     common = ["--config", "configs/default.py:fcn32s", "--workdir", str(tmp_path),
               f"--config.data.data_dir={tiny_data_dir}", "--config.data.builder_config=tiny",
@@ -119,6 +120,7 @@ def test_cli_trains_then_evaluates_a_checkpoint(tiny_data_dir, tmp_path):
     assert json.loads(proc.stdout[proc.stdout.index("{"):])["step"] == 2
 
 
+@pytest.mark.slow
 def test_a_workdir_alone_evaluates_and_resumes_with_its_own_config(tiny_data_dir, tmp_path):
     """--workdir W without --config: W's config.json, so no override is typed twice."""
     common = ["--workdir", str(tmp_path), f"--config.data.data_dir={tiny_data_dir}",

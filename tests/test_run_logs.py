@@ -1,0 +1,39 @@
+"""Run logs a person (and any JSON parser) can read: undefined values are null, never NaN."""
+
+import json
+import math
+
+import numpy as np
+
+from fcn_jax.workdir import finite_or_null, write_json
+from fcn_jax.writer import MetricWriter, read_metrics
+
+
+def strict_load(text: str):
+    """json.loads that refuses NaN and Infinity, as strict parsers (JavaScript, jq) do."""
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_undefined_values_are_null_in_metrics_jsonl_and_left_out_of_tensorboard(tmp_path):
+    writer = MetricWriter(str(tmp_path))
+    writer.write(3, "eval", {"mean_iu": np.float32(0.25), "boundary_precision": float("nan"),
+                             "class_iu": np.array([0.5, np.nan, np.inf])})
+    writer.close()
+    (line,) = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    record = strict_load(line)
+    assert record == {"step": 3, "split": "eval", "mean_iu": 0.25,
+                      "boundary_precision": None, "class_iu": [0.5, None, None]}
+    assert read_metrics(str(tmp_path)) == [record]
+    events = b"".join(p.read_bytes() for p in (tmp_path / "tensorboard").iterdir())
+    assert b"eval/mean_iu" in events and b"eval/boundary_precision" not in events
+
+
+def test_results_files_are_strict_json(tmp_path):
+    path = tmp_path / "results.json"
+    write_json(str(path), {"metrics": {"mean_iu": 12.5, "mean_acc": float("nan")},
+                           "per_class": (1.0, float("-inf")), "step": 7})
+    assert strict_load(path.read_text()) == {"metrics": {"mean_iu": 12.5, "mean_acc": None},
+                                              "per_class": [1.0, None], "step": 7}
+    assert finite_or_null([math.inf, "text", None, 2]) == [None, "text", None, 2]
