@@ -27,6 +27,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.data = ml_collections.ConfigDict()
     c.data.name = "fcn_shapes"            # TFDS builder: fcn_shapes (embedded) | voc_sbd (VOC+SBD)
+    #                                       | folder (your own: data.folder)
+    c.data.folder = ""                    # folder: images/, masks/, classes.txt (data/folder.py)
+    c.data.folder_validation_fraction = 0.2  # folder without split lists: validation share
     c.data.builder_config = "default"     # fcn_shapes builder config: default | tiny
     c.data.data_dir = ""                  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
     c.data.train_split = "train"

@@ -72,6 +72,7 @@ def increasing_steps(value):
 RULES = (
     ("seed", *integer(0)),
     ("data.name", *one_of(BUILDERS)),
+    ("data.folder_validation_fraction", *real(0, 1, low_open=True, high_open=True)),
     ("data.train_examples", *integer(0)),
     ("data.crop_size", *integer(1)),
     ("data.scale_range", scale_pair, "a pair (low, high) with 0 < low <= high"),

@@ -77,7 +77,8 @@ def define_flags() -> None:
 
 def main(argv):
     logging.set_verbosity(logging.WARNING)
-    config = config_cli.resolve(FLAGS.config, argv, lambda: config_cli.workdir_config(FLAGS.source, "--source"))
+    config = config_cli.resolve(FLAGS.config, argv,
+                                lambda: config_cli.workdir_config(FLAGS.source, "--source"))
     ensure_writable(FLAGS.table)
     result = score_source(config, FLAGS.source)
     row = {"net": FLAGS.name, "source": os.path.abspath(FLAGS.source), "step": result["step"],

@@ -31,7 +31,8 @@ flags.mark_flags_as_required(["workdir"])
 
 def main(argv):
     logging.set_verbosity(logging.WARNING)
-    config = config_cli.resolve(FLAGS.config, argv, lambda: config_cli.workdir_config(FLAGS.workdir))
+    config = config_cli.resolve(FLAGS.config, argv,
+                                lambda: config_cli.workdir_config(FLAGS.workdir))
     parallel.start_cpu_devices(config.parallel.cpu_devices)
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     if FLAGS.mode == "train":

@@ -13,8 +13,9 @@ from fcn_jax import config_cli
 from tests.helpers import ROOT, environment_without_cpu_device_count
 
 COMMANDS = ("fcn_jax.main", "fcn_jax.evaluate", "fcn_jax.pretrain", "fcn_jax.import_weights",
-            "fcn_jax.predict", "fcn_jax.export", "experiments.sweep", "experiments.report",
-            "benchmarks.input_pipeline", "benchmarks.sliding_window", "benchmarks.fcn_vs_torch")
+            "fcn_jax.predict", "fcn_jax.export", "fcn_jax.data.browse", "experiments.sweep",
+            "experiments.report", "benchmarks.input_pipeline", "benchmarks.sliding_window",
+            "benchmarks.fcn_vs_torch")
 
 
 def run_module(*args: str) -> subprocess.CompletedProcess:

@@ -37,6 +37,8 @@ TESTED = {
                                "checkpoint_with_zero_new_score_layers"],
     "python -m fcn_jax.predict": ["tests/test_predict_command.py::"
                                   "test_predictions_of_a_folder_equal_the_trainers"],
+    "python -m fcn_jax.data.browse": ["tests/test_folder_dataset.py::"
+                                      "test_browse_train_and_predict_on_your_own_folder"],
     "python -m fcn_jax.export": ["tests/test_export_command.py::"
                                  "test_exported_module_and_weights_give_the_trained_nets_logits"],
     "python -m fcn_jax.pretrain": ["tests/test_classifier_pretraining.py::"

@@ -9,10 +9,17 @@ from collections.abc import Sequence
 
 import ml_collections
 
-from fcn_jax.data import embedded, voc
+from fcn_jax.data import embedded, folder, voc
 from fcn_jax.data.checked import CheckedSource
 
-BUILDERS = {"fcn_shapes": embedded.prepare, "voc_sbd": voc.prepare}
+# data.name -> prepare(data dir, config.data): the builder, its files written once.
+BUILDERS = {
+    "fcn_shapes": lambda directory, data: embedded.prepare(directory, data.builder_config),
+    "voc_sbd": lambda directory, data: voc.prepare(directory, data.builder_config),
+    "folder": lambda directory, data: folder.prepare(directory, data.folder,
+                                                     data.folder_validation_fraction),
+}
+# The builders with named configs (data.builder_config picks one); ``folder`` names its own.
 BUILDER_CLASSES = {"fcn_shapes": embedded.FcnShapes, "voc_sbd": voc.VocSbd}
 
 
@@ -99,14 +106,14 @@ def build(config: ml_collections.ConfigDict) -> Dataset:
     name = config.data.name
     if name not in BUILDERS:
         raise ValueError(f"data.name={name!r}: expected one of {sorted(BUILDERS)}")
-    configs = sorted(BUILDER_CLASSES[name].builder_configs)
-    if config.data.builder_config not in configs:
+    configs = sorted(BUILDER_CLASSES[name].builder_configs) if name in BUILDER_CLASSES else []
+    if configs and config.data.builder_config not in configs:
         raise ValueError(f"data.builder_config={config.data.builder_config!r}: {name} has "
                          f"{configs}")
     directory = data_dir(config)
     try:
         with preparation_lock(directory, f"{name}-{config.data.builder_config}"):
-            builder = BUILDERS[name](directory, config.data.builder_config)
+            builder = BUILDERS[name](directory, config.data)
     except OSError as error:
         if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
