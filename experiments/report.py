@@ -113,6 +113,30 @@ def markdown_table(keys: list[str], rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def learning_table(rows: list[dict], trials: list[dict]) -> str:
+    """Validation mean IU (%) at each evaluation step per setting, mean ± sample std over its
+    trials: whether a run had converged when it stopped (the step counts' evidence)."""
+    by_name = {t["name"]: t for t in trials}
+    curves, steps = [], set()
+    for row in rows:
+        curve: dict[int, list[float]] = {}
+        for name in row["trials"]:
+            for record in by_name[name]["logs"]:
+                if record["split"] == "eval" and record.get("mean_iu") is not None:
+                    curve.setdefault(record["step"], []).append(100 * record["mean_iu"])
+        curves.append(curve)
+        steps |= curve.keys()
+    steps = sorted(steps)
+    lines = ["| setting | " + " | ".join(f"step {s}" for s in steps) + " |",
+             "|---" * (len(steps) + 1) + "|"]
+    for row, curve in zip(rows, curves):
+        cells = [(f"{np.mean(curve[s]):.2f}" + (f" ± {np.std(curve[s], ddof=1):.2f}"
+                                                 if len(curve[s]) > 1 else ""))
+                 if s in curve else "" for s in steps]
+        lines.append(f"| {arm_label(row)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def value_label(key: str, row: dict) -> str:
     """A row's value of a swept key: "(base)" when its trials do not set it, "(parent)" for
     the starting point of a staged trial."""
@@ -379,6 +403,9 @@ def report(sweep_dir: str) -> str:
         figure_lines, figure_payload = study_figures_section(sweep_dir, manifest, rows, trials)
         parts += lines + figure_lines
         study_payload.update(figure_payload)
+    if rows and any(r["split"] == "eval" for t in trials for r in t["logs"]):
+        parts += ["Validation mean IU (%) at each evaluation during training:", "",
+                  learning_table(rows, trials), ""]
     if states:
         parts += ["Not finished: " + ", ".join(f"`{n}` ({s})" for n, s in states.items()), ""]
     figures = write_figures(sweep_dir, keys, trials) if rows else []

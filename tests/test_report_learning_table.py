@@ -1,0 +1,26 @@
+"""The report's learning table (experiments/report.py): validation mean IU at each
+evaluation step per setting, against a hand computation."""
+
+import numpy as np
+
+from experiments.report import group_rows, learning_table
+
+
+def trial(name: str, lr: float, seed: int, curve: dict) -> dict:
+    logs = [{"step": s, "split": "train", "loss": 1.0} for s in curve]
+    logs += [{"step": s, "split": "eval", "mean_iu": v} for s, v in curve.items()]
+    metrics = {"pixel_acc": 50.0, "mean_acc": 40.0, "mean_iu": 100 * list(curve.values())[-1],
+               "fw_iu": 30.0}
+    return {"name": name, "overrides": {"optim.learning_rate": lr, "seed": seed},
+            "parent": None, "logs": logs, "results": {"metrics": metrics, "boundary_f": 20.0}}
+
+
+def test_each_settings_curve_is_the_mean_and_std_over_its_seeds():
+    trials = [trial("a0", 0.1, 0, {10: 0.10, 20: 0.30}), trial("a1", 0.1, 1, {10: 0.20, 20: 0.50}),
+              trial("b0", 0.01, 0, {10: 0.05, 20: None, 30: 0.15})]
+    rows = group_rows(["optim.learning_rate", "seed"], trials)
+    lines = learning_table(rows, trials).splitlines()
+    assert lines[0] == "| setting | step 10 | step 20 | step 30 |"
+    std10, std20 = np.std([10, 20], ddof=1), np.std([30, 50], ddof=1)
+    assert lines[2] == f"| learning_rate=0.1 | 15.00 ± {std10:.2f} | 40.00 ± {std20:.2f} |  |"
+    assert lines[3] == "| learning_rate=0.01 | 5.00 |  | 15.00 |"
