@@ -12,6 +12,8 @@ STUDY_DOCS ?= docs/experiments
 STUDIES ?= sgd_lr pretraining skips upsampling loss_sampling balancing augmentation data_size
 PARALLEL ?= 1
 MUTATION_WORKDIR ?= workdirs/mutation
+JAX ?= cpu
+JAX_RANGE := $(shell sed -n 's/^jax\[cpu\]\([^ ]*\).*/\1/p' requirements.txt)
 
 .PHONY: run classifier test test-quick mutation studies install install-test clean
 
@@ -21,11 +23,16 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
+# JAX=cuda12 (NVIDIA GPU) or JAX=tpu (Cloud TPU VM): that jax build on top, same version range.
+$(VENV)/.jax-$(JAX): $(VENV)/.installed
+	$(if $(filter-out cpu,$(JAX)),$(PY) -m pip install --quiet "jax[$(JAX)]$(JAX_RANGE)")
+	touch $@
+
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt requirements-torch.txt
 	$(PY) -m pip install --quiet -r requirements-test.txt
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(VENV)/.jax-$(JAX)
 
 install-test: $(VENV)/.installed-test
 

@@ -10,9 +10,9 @@ input-bound.
 
 import time
 
-from absl import app, flags
+from absl import flags
 
-from fcn_jax import cli, config_cli, data
+from fcn_jax import config_cli, data
 from fcn_jax.data import pipeline
 
 FLAGS = flags.FLAGS
@@ -44,4 +44,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(cli.guarded(main), flags_parser=config_cli.parse_flags)
+    config_cli.run_absl(main, __name__)

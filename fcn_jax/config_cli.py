@@ -7,8 +7,8 @@ otherwise (``3e-4``, ``(0.5, 1.5)``; a single value for a tuple field is a 1-tup
 unknown key or a value of the wrong type is a ``ValueError`` naming the key, its close
 matches and its section's fields, raised before any work starts.
 
-An absl command passes ``flags_parser=config_cli.parse_flags`` to ``app.run``: the overrides
-reach ``main``'s argv untouched, and ``config_cli.resolve`` turns them into the config.
+An absl command starts with ``config_cli.run_absl(main, __name__)``: the overrides reach
+``main``'s argv untouched, and ``config_cli.resolve`` turns them into the config.
 """
 
 import ast
@@ -54,6 +54,15 @@ def parse_flags(argv: list[str]) -> list[str]:
         sys.exit(cli.EXIT_USER_ERROR)
     remaining = app.parse_flags_with_usage([argv[0]] + rest)
     return remaining + [f"{PREFIX}{key}={text}" for key, text in overrides.items()]
+
+
+def run_absl(main, module: str) -> None:
+    """``app.run`` of a command's ``main`` with one-line errors (fcn_jax/cli.py) and the
+    overrides passed through. Run as a console script (``module`` is then not ``__main__``),
+    argv[0] is set to ``module``, the name absl's ``--help`` lists the flags of."""
+    if module != "__main__":
+        sys.argv[0] = module
+    app.run(cli.guarded(main), flags_parser=parse_flags)
 
 
 def field_value(config: ml_collections.ConfigDict, key: str):

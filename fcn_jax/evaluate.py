@@ -15,9 +15,9 @@ f.w. IU, in percent, on ``config.data.eval_split``: seg11valid for configs/voc.p
 import json
 import os
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from fcn_jax import cli, config_cli, metrics, train
+from fcn_jax import config_cli, metrics, train
 from fcn_jax.workdir import ensure_writable, write_json, write_text
 
 COLUMNS = dict(metrics.PAPER_METRICS)
@@ -87,6 +87,11 @@ def main(argv):
     print(markdown(table))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``fcn-evaluate`` console script (pyproject.toml)."""
     define_flags()
-    app.run(cli.guarded(main), flags_parser=config_cli.parse_flags)
+    config_cli.run_absl(main, __name__)
+
+
+if __name__ == "__main__":
+    run()

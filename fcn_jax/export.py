@@ -112,5 +112,10 @@ def main(argv: list[str]) -> None:
           f"classes) to {args.out}: {', '.join(FILES)}")
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``fcn-export`` console script (pyproject.toml)."""
     cli.guarded(main)(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    run()

@@ -11,9 +11,9 @@ initialisation, or the list of mismatches. ``--npz`` writes the file's arrays un
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from fcn_jax import cli, config_cli, models, weights
+from fcn_jax import config_cli, models, weights
 
 FLAGS = flags.FLAGS
 
@@ -44,4 +44,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(cli.guarded(main), flags_parser=config_cli.parse_flags)
+    config_cli.run_absl(main, __name__)

@@ -12,9 +12,9 @@ code 75); see fcn_jax/cli.py.
 
 import json
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from fcn_jax import cli, config_cli, distributed, parallel, train
+from fcn_jax import config_cli, distributed, parallel, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", None, "Config file, e.g. configs/default.py:fcn8s; default: the "
@@ -43,5 +43,10 @@ def main(argv):
     print(json.dumps(summary, indent=2))
 
 
+def run() -> None:
+    """The ``fcn-train`` console script (pyproject.toml)."""
+    config_cli.run_absl(main, __name__)
+
+
 if __name__ == "__main__":
-    app.run(cli.guarded(main), flags_parser=config_cli.parse_flags)
+    run()

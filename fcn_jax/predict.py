@@ -205,5 +205,10 @@ def main(argv: list[str]) -> None:
     print(f"wrote {len(written)} files to {args.output}")
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``fcn-predict`` console script (pyproject.toml)."""
     cli.guarded(main)(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    run()

@@ -21,10 +21,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import app, flags, logging
+from absl import flags, logging
 from flax import nnx
 
-from fcn_jax import cli, config_checks, config_cli, data, optim, parallel, steps
+from fcn_jax import config_checks, config_cli, data, optim, parallel, steps
 from fcn_jax.data import objects, objects_dataset
 from fcn_jax.models.classifier import VGG16Classifier, input_size, to_torchvision
 from fcn_jax.parallel import DataParallel
@@ -210,5 +210,10 @@ def main(argv):
     pretrain(config, FLAGS.workdir)
 
 
+def run() -> None:
+    """The ``fcn-pretrain`` console script (pyproject.toml)."""
+    config_cli.run_absl(main, __name__)
+
+
 if __name__ == "__main__":
-    app.run(cli.guarded(main), flags_parser=config_cli.parse_flags)
+    run()

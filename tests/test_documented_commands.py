@@ -22,6 +22,11 @@ TESTED = {
     "make run": ["tests/test_classifier_pretraining.py::"
                  "test_pretrain_then_fine_tune_through_the_commands"],
     "make test": [],  # CI's own command: it runs this suite
+    "make install": ["tests/test_packaging.py::test_make_install_adds_the_chosen_jax_build"],
+    "python -m pip": ["tests/test_packaging.py::"
+                      "test_the_wheel_holds_the_packages_scripts_and_pinned_dependencies"],
+    ".venv/bin/fcn-predict": ["tests/test_packaging.py::"
+                              "test_each_console_script_runs_outside_the_repository"],
     "make test-quick": ["tests/test_documented_commands.py::"
                         "test_the_quick_subset_is_the_suite_less_the_slow_tests"],
     "make studies": ["tests/test_sweeps.py::"
@@ -65,6 +70,9 @@ TESTED = {
                     "balancing", "augmentation", "data_size")},
 }
 UNTESTABLE = {
+    ".venv/bin/tensorboard": "the viewer of the optional tensorboard extra, not installed by "
+                             "make test; test_train checks the run writes the tensorboard/ "
+                             "event files it reads",
     "sbatch": "a SLURM array job; the commands it runs are experiments.sweep --emit-commands "
               "lines, tested by test_emit_commands_writes_one_line_per_unfinished_trial",
 }

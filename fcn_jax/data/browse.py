@@ -12,9 +12,9 @@ unless ``--overwrite``.
 import os
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from fcn_jax import cli, config_cli, data, viz
+from fcn_jax import config_cli, data, viz
 
 FLAGS = flags.FLAGS
 
@@ -55,4 +55,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(cli.guarded(main), flags_parser=config_cli.parse_flags)
+    config_cli.run_absl(main, __name__)
