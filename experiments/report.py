@@ -81,7 +81,7 @@ def group_rows(keys: list[str], trials: list[dict]) -> list[dict]:
 def seconds_per_step(logs: list[dict]) -> float:
     """Median training seconds per step of a trial's logged intervals, the first (which
     compiles) left out; NaN when nothing was logged."""
-    rates = [r["steps_per_sec"] for r in logs if "steps_per_sec" in r][1:]
+    rates = [r["steps_per_sec"] for r in logs if r.get("steps_per_sec") is not None][1:]
     return float(1 / np.median(rates)) if rates else float("nan")
 
 

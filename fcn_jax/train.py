@@ -10,7 +10,6 @@ import contextlib
 import functools
 import json
 import os
-import time
 
 import jax
 import ml_collections
@@ -26,6 +25,7 @@ from fcn_jax.inference import InferenceOptions
 from fcn_jax.models.vgg import TRUNK_STRIDE
 from fcn_jax.parallel import DataParallel
 from fcn_jax.preemption import Preempted, StopRequests
+from fcn_jax.step_clock import StepClock
 from fcn_jax.workdir import WorkdirLock, ensure_writable, write_json
 from fcn_jax.writer import MetricWriter
 
@@ -258,7 +258,7 @@ def train_loop(trainer: Trainer, state: dict, checkpointer: Checkpointer,
     batches = pipeline.train_iterator(train_data, start, num_threads=config.data.num_threads,
                                       prefetch=config.data.prefetch)
     good = GoodCheckpoints(checkpointer)
-    pending, tick, final = [], time.perf_counter(), None
+    pending, clock, first_seconds, final = [], StepClock(), None, None
     progress = tqdm(total=num_steps, initial=start, desc="train", disable=not is_chief,
                     dynamic_ncols=True)
     with StopRequests() as stop:
@@ -266,36 +266,43 @@ def train_loop(trainer: Trainer, state: dict, checkpointer: Checkpointer,
             for step in range(start + 1, num_steps + 1):
                 batch = trainer.parallel.put_batch(next(batches))
                 device_state, step_metrics = trainer.train_step(device_state, batch)
+                if step == start + 1:
+                    first_seconds = clock.first_step(step_metrics)
+                else:
+                    clock.step()
                 pending.append(step_metrics)
                 progress.update(1)
                 if good.held is not None:
                     good.confirm(step, trainer.parallel.get_replicated(step_metrics["loss"]))
                 if step % config.train.log_every == 0 or step == num_steps:
                     logged = trainer.parallel.get_replicated(pending)
-                    elapsed, tick = time.perf_counter() - tick, time.perf_counter()
                     good.check_losses([m["loss"] for m in logged], step)
-                    scalars = train_scalars(logged, elapsed, float(trainer.schedule(step)))
+                    scalars = train_scalars(logged, clock.rate(), float(trainer.schedule(step)))
+                    if first_seconds is not None:
+                        scalars["first_step_seconds"], first_seconds = first_seconds, None
                     writer.write(step, "train", scalars)
                     progress.set_postfix(loss=f"{scalars['loss']:.4f}",
                                          train_miu=f"{scalars['mean_iu']:.3f}")
                     pending = []
                 if step % config.train.eval_every == 0 or step == num_steps:
-                    final = trainer.evaluate(device_state["params"], config.data.eval_split)
-                    writer.write(step, "eval", {k: v for k, v in final.items()
-                                                if k != "confusion"})
+                    with clock.pause(device_state) as timed:
+                        final = trainer.evaluate(device_state["params"], config.data.eval_split)
+                        if is_chief:
+                            trainer.save_overlays(
+                                trainer.parallel.get_replicated(device_state["params"]), step)
+                    writer.write(step, "eval", {**{k: v for k, v in final.items()
+                                                   if k != "confusion"}, **timed})
                     progress.write(f"step {step}: {config.data.eval_split} {summary(final)}")
-                    if is_chief:
-                        trainer.save_overlays(
-                            trainer.parallel.get_replicated(device_state["params"]), step)
                 last = step == num_steps or stop.requested
                 if step % config.train.checkpoint_every == 0 or last:
-                    good.check_losses(trainer.parallel.get_replicated(
-                        [m["loss"] for m in pending]), step)
-                    host_state = trainer.parallel.get_replicated(device_state)
-                    if last:
-                        good.save_now(step, host_state)
-                    else:
-                        good.hold(step, host_state)
+                    with clock.pause(device_state):
+                        good.check_losses(trainer.parallel.get_replicated(
+                            [m["loss"] for m in pending]), step)
+                        host_state = trainer.parallel.get_replicated(device_state)
+                        if last:
+                            good.save_now(step, host_state)
+                        else:
+                            good.hold(step, host_state)
                 if stop.requested and step < num_steps:
                     raise Preempted(f"stopped by {stop.signal_name} after step {step}; "
                                     f"checkpoint {step} is saved in {checkpointer.directory}: "
@@ -306,12 +313,14 @@ def train_loop(trainer: Trainer, state: dict, checkpointer: Checkpointer,
     return final, device_state
 
 
-def train_scalars(logged: list[dict], elapsed: float, learning_rate: float) -> dict:
-    """Loss, pixel accuracy and mean IU over the logged steps, learning rate, speed."""
+def train_scalars(logged: list[dict], steps_per_sec: float | None,
+                  learning_rate: float) -> dict:
+    """Loss, pixel accuracy and mean IU over the logged steps, learning rate, speed (training
+    steps only: ``step_clock.StepClock``)."""
     train_metrics = metrics.segmentation_metrics(sum(m["confusion"] for m in logged))
     return {"loss": float(np.mean([m["loss"] for m in logged])),
             "pixel_acc": train_metrics["pixel_acc"], "mean_iu": train_metrics["mean_iu"],
-            "learning_rate": learning_rate, "steps_per_sec": len(logged) / elapsed}
+            "learning_rate": learning_rate, "steps_per_sec": steps_per_sec}
 
 
 def finish(config: ml_collections.ConfigDict, workdir: str, result: dict, is_chief: bool) -> dict:

@@ -28,7 +28,7 @@ class MetricWriter:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(strict_json(record) + "\n")
         for key, value in scalars.items():
-            if np.ndim(value) == 0 and np.isfinite(value):
+            if value is not None and np.ndim(value) == 0 and np.isfinite(value):
                 self.tensorboard.add_scalar(f"{split}/{key}", float(value), int(step))
         self.tensorboard.flush()
 

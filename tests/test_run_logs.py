@@ -19,12 +19,12 @@ def strict_load(text: str):
 def test_undefined_values_are_null_in_metrics_jsonl_and_left_out_of_tensorboard(tmp_path):
     writer = MetricWriter(str(tmp_path))
     writer.write(3, "eval", {"mean_iu": np.float32(0.25), "boundary_precision": float("nan"),
-                             "class_iu": np.array([0.5, np.nan, np.inf])})
+                             "class_iu": np.array([0.5, np.nan, np.inf]), "rate": None})
     writer.close()
     (line,) = (tmp_path / "metrics.jsonl").read_text().splitlines()
     record = strict_load(line)
     assert record == {"step": 3, "split": "eval", "mean_iu": 0.25,
-                      "boundary_precision": None, "class_iu": [0.5, None, None]}
+                      "boundary_precision": None, "class_iu": [0.5, None, None], "rate": None}
     assert read_metrics(str(tmp_path)) == [record]
     events = b"".join(p.read_bytes() for p in (tmp_path / "tensorboard").iterdir())
     assert b"eval/mean_iu" in events and b"eval/boundary_precision" not in events
