@@ -128,15 +128,19 @@ class Trainer:
         pred = np.asarray(self.predict(host_params, batch["image"]))
         return [p[:label.shape[0], :label.shape[1]] for p, (_, label) in zip(pred, examples)]
 
-    def save_overlays(self, host_params, step: int) -> None:
-        """Render image | ground truth | prediction for the first validation images."""
+    def save_overlays(self, host_params, step: int) -> str | None:
+        """Render image | ground truth | prediction for the first validation images, titled,
+        with a legend of the class names; the PNG's path (None when there are none)."""
         examples = self.first_eval_examples(self.config.train.num_overlays)
         if not examples:
-            return
+            return None
         path = os.path.join(self.workdir, "overlays", f"step_{step:06d}.png")
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        viz.save_overlays(path, [i for i, _ in examples], [label for _, label in examples],
-                          self.predict_examples(host_params, examples), self.num_classes)
+        predictions = self.predict_examples(host_params, examples)
+        viz.save_prediction_grid(path, [i for i, _ in examples], [label for _, label in examples],
+                                 {f"prediction, step {step}": predictions}, self.num_classes,
+                                 class_names=list(self.dataset.class_names))
+        return path
 
 
 def majority_baseline(hist: np.ndarray) -> dict:
@@ -288,8 +292,8 @@ def train_loop(trainer: Trainer, state: dict, checkpointer: Checkpointer,
                     with clock.pause(device_state) as timed:
                         final = trainer.evaluate(device_state["params"], config.data.eval_split)
                         if is_chief:
-                            trainer.save_overlays(
-                                trainer.parallel.get_replicated(device_state["params"]), step)
+                            writer.image(step, "eval/overlays", trainer.save_overlays(
+                                trainer.parallel.get_replicated(device_state["params"]), step))
                     writer.write(step, "eval", {**{k: v for k, v in final.items()
                                                    if k != "confusion"}, **timed})
                     progress.write(f"step {step}: {config.data.eval_split} {summary(final)}")

@@ -1,7 +1,6 @@
 """Colour palettes and prediction overlays for qualitative results (FCN paper, Figure 4)."""
 
 import numpy as np
-from PIL import Image
 
 from fcn_jax.losses import IGNORE_LABEL
 
@@ -24,27 +23,6 @@ def palette(num_classes: int) -> np.ndarray:
 def colourize(label: np.ndarray, num_classes: int) -> np.ndarray:
     """A label map [H,W] -> RGB [H,W,3]."""
     return palette(num_classes)[np.asarray(label, np.uint8)]
-
-
-def overlay_row(image: np.ndarray, label: np.ndarray, prediction: np.ndarray,
-                num_classes: int, alpha: float = 0.6) -> np.ndarray:
-    """image | ground truth | prediction | prediction blended over the image, side by side."""
-    pred_rgb = colourize(prediction, num_classes)
-    blend = (1 - alpha) * image.astype(np.float32) + alpha * pred_rgb.astype(np.float32)
-    gap = np.full((image.shape[0], 2, 3), 255, np.uint8)
-    return np.concatenate([image, gap, colourize(label, num_classes), gap, pred_rgb, gap,
-                           blend.astype(np.uint8)], axis=1)
-
-
-def save_overlays(path: str, images, labels, predictions, num_classes: int,
-                  zoom: int = 2) -> None:
-    """Stack one overlay row per image and save a PNG, enlarged ``zoom`` times."""
-    rows = [overlay_row(i, l, p, num_classes) for i, l, p in zip(images, labels, predictions)]
-    width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0)), constant_values=255)
-            for r in rows]
-    grid = Image.fromarray(np.concatenate(rows, axis=0))
-    grid.resize((grid.width * zoom, grid.height * zoom), Image.NEAREST).save(path)
 
 
 def save_prediction_grid(path: str, images, labels, columns: dict, num_classes: int,

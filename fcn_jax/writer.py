@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+from PIL import Image
 from tensorboardX import SummaryWriter
 
 from fcn_jax.workdir import strict_json
@@ -30,6 +31,15 @@ class MetricWriter:
         for key, value in scalars.items():
             if value is not None and np.ndim(value) == 0 and np.isfinite(value):
                 self.tensorboard.add_scalar(f"{split}/{key}", float(value), int(step))
+        self.tensorboard.flush()
+
+    def image(self, step: int, tag: str, path: str | None) -> None:
+        """Log a PNG file (e.g. the overlays) to TensorBoard's images; None: nothing."""
+        if not self.enabled or path is None:
+            return
+        with Image.open(path) as f:
+            pixels = np.asarray(f.convert("RGB"))
+        self.tensorboard.add_image(tag, pixels, int(step), dataformats="HWC")
         self.tensorboard.flush()
 
     def truncate(self, last_step: int) -> None:

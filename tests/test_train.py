@@ -46,8 +46,11 @@ def test_short_training_run_lowers_loss_and_raises_mean_iu(tiny_data_dir, tmp_pa
     assert result["metrics"]["mean_iu"] > result["majority_baseline"]["mean_iu"] + 10
     for name in ("results.json", "config.json", "metrics.jsonl"):
         assert os.path.exists(tmp_path / name)
-    assert os.listdir(tmp_path / "tensorboard")
     assert os.listdir(tmp_path / "overlays") == ["step_000120.png"]
+    events = b"".join(p.read_bytes() for p in (tmp_path / "tensorboard").iterdir())
+    assert b"eval/overlays" in events and b"train/loss" in events   # the overlays as an image
+    first = logs[0]
+    assert first["first_step_seconds"] > 0 and "seconds" in read_metrics(str(tmp_path))[-1]
 
 
 def resume_config(data_dir: str, num_steps: int, mode: str):
