@@ -17,3 +17,16 @@ def tiny_data_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tfds")
     embedded.prepare(path, "tiny")
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def trained_fcn8s(tiny_data_dir, tmp_path_factory):
+    """(config, workdir) of a tiny FCN-8s trained for 3 steps: the workdir the commands that
+    read one (predict, export) are tested on."""
+    from fcn_jax import train
+    from tests.helpers import overridden_config, tiny_cli_overrides
+
+    workdir = str(tmp_path_factory.mktemp("trained_fcn8s"))
+    config = overridden_config("fcn8s", tiny_data_dir, tiny_cli_overrides(3))
+    train.train_and_evaluate(config, workdir)
+    return config, workdir

@@ -1,6 +1,8 @@
 """Small shared builders for tests: a tiny config and random segmentation batches."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -13,6 +15,12 @@ def environment_without_cpu_device_count() -> dict:
     """This process's environment less the variables that fix JAX's CPU device count."""
     return {k: v for k, v in os.environ.items()
             if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+
+
+def run_module(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m module args`` from the repository root on the CPU; output captured."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=dict(os.environ, JAX_PLATFORMS="cpu"))
 
 
 def tiny_config(variant: str = "fcn8s"):

@@ -2,25 +2,18 @@
 values by their field, the one-line errors, the smoke config, and every command's --help."""
 
 import json
-import subprocess
-import sys
 
 import ml_collections
 import pytest
 
 from configs import default
 from fcn_jax import config_cli
-from tests.helpers import ROOT, environment_without_cpu_device_count
+from tests.helpers import run_module
 
 COMMANDS = ("fcn_jax.main", "fcn_jax.evaluate", "fcn_jax.pretrain", "fcn_jax.import_weights",
             "fcn_jax.predict", "fcn_jax.export", "fcn_jax.data.browse", "experiments.sweep",
             "experiments.report", "benchmarks.input_pipeline", "benchmarks.sliding_window",
             "benchmarks.fcn_vs_torch")
-
-
-def run_module(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env=environment_without_cpu_device_count())
 
 
 def test_overrides_are_split_from_other_arguments_in_both_forms():

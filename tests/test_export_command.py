@@ -2,32 +2,19 @@
 size, and the exported weights read back through the importer into the same net."""
 
 import json
-import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
 from flax import nnx
 
-from fcn_jax import export, models, train, weights
+from fcn_jax import export, models, weights
 from fcn_jax.predict import trained_model
-from tests.helpers import ROOT, overridden_config, tiny_cli_overrides
+from tests.helpers import overridden_config, run_module, tiny_cli_overrides
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_data_dir, tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("run"))
-    config = overridden_config("fcn8s", tiny_data_dir, tiny_cli_overrides(3))
-    train.train_and_evaluate(config, workdir)
-    return config, workdir
-
-
-def run_export(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fcn_jax.export", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+def run_export(*args: str):
+    return run_module("fcn_jax.export", *args)
 
 
 def logits_of(model: nnx.Module, images: np.ndarray) -> np.ndarray:
@@ -35,8 +22,8 @@ def logits_of(model: nnx.Module, images: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_exported_module_and_weights_give_the_trained_nets_logits(trained, tmp_path):
-    config, workdir = trained
+def test_exported_module_and_weights_give_the_trained_nets_logits(trained_fcn8s, tmp_path):
+    config, workdir = trained_fcn8s
     out = tmp_path / "exported"
     proc = run_export("--workdir", workdir, "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -68,8 +55,8 @@ def test_exported_module_and_weights_give_the_trained_nets_logits(trained, tmp_p
 
 
 @pytest.mark.slow
-def test_an_existing_export_is_kept_unless_overwrite(trained, tmp_path):
-    _, workdir = trained
+def test_an_existing_export_is_kept_unless_overwrite(trained_fcn8s, tmp_path):
+    _, workdir = trained_fcn8s
     out = tmp_path / "exported"
     out.mkdir()
     (out / "model.jax").write_bytes(b"mine")

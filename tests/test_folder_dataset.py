@@ -4,8 +4,6 @@ the documented hash rule or by split lists, every bad file named, and the comman
 
 import hashlib
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from PIL import Image
 
 from configs import default
 from fcn_jax import config_checks, data
-from tests.helpers import ROOT
+from tests.helpers import run_module
 
 CLASSES = ("background", "square", "disc")
 
@@ -129,11 +127,6 @@ def test_the_folder_setting_is_checked_first(tmp_path):
     with pytest.raises(ValueError, match="data.folder_validation_fraction = 1.0: expected a "
                                          r"number in \(0, 1\)"):
         config_checks.validate(folder_config(tmp_path, tmp_path, folder_validation_fraction=1.0))
-
-
-def run_module(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600, env=dict(os.environ, JAX_PLATFORMS="cpu"))
 
 
 @pytest.mark.slow

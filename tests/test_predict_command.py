@@ -3,8 +3,6 @@ class names; the predictions equal the trainer's own on the same images."""
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,25 +11,15 @@ from PIL import Image
 from configs import default
 from fcn_jax import train
 from fcn_jax.workdir import read_config
-from tests.helpers import ROOT, overridden_config, tiny_cli_overrides
+from tests.helpers import run_module
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_data_dir, tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("run"))
-    config = overridden_config("fcn8s", tiny_data_dir, tiny_cli_overrides(3))
-    train.train_and_evaluate(config, workdir)
-    return config, workdir
+def predict(*args: str):
+    return run_module("fcn_jax.predict", *args)
 
 
-def predict(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fcn_jax.predict", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
-
-
-def test_predictions_of_a_folder_equal_the_trainers(trained, tmp_path):
-    config, workdir = trained
+def test_predictions_of_a_folder_equal_the_trainers(trained_fcn8s, tmp_path):
+    config, workdir = trained_fcn8s
     trainer, state = train.restore_latest(config, workdir)
     examples = trainer.first_eval_examples(2)
     photos = tmp_path / "photos"
@@ -57,8 +45,8 @@ def test_predictions_of_a_folder_equal_the_trainers(trained, tmp_path):
         assert json.load(f)["class_names"] == list(trainer.dataset.class_names)
 
 
-def test_flip_option_changes_the_inference_as_eval_flip_does(trained, tmp_path):
-    config, workdir = trained
+def test_flip_option_changes_the_inference_as_eval_flip_does(trained_fcn8s, tmp_path):
+    config, workdir = trained_fcn8s
     config = config.copy_and_resolve_references()
     config.eval.flip = True
     trainer, state = train.restore_latest(config, workdir)
@@ -71,8 +59,8 @@ def test_flip_option_changes_the_inference_as_eval_flip_does(trained, tmp_path):
                                   trainer.predict_examples(state["params"], examples)[0])
 
 
-def test_bad_inputs_are_one_line_and_nothing_written_is_replaced(trained, tmp_path):
-    _, workdir = trained
+def test_bad_inputs_are_one_line_and_nothing_written_is_replaced(trained_fcn8s, tmp_path):
+    _, workdir = trained_fcn8s
     (tmp_path / "broken.png").write_text("not an image")
     proc = predict("--workdir", workdir, "--input", str(tmp_path / "broken.png"),
                    "--output", str(tmp_path / "out"))

@@ -14,6 +14,7 @@ from configs import default
 from experiments import report, study_figures, sweep
 from fcn_jax import data, sweeps
 from fcn_jax.data import pipeline
+from tests.helpers import run_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -117,12 +118,6 @@ def test_ready_made_sweeps_load_and_unknown_names_list_the_available():
     with pytest.raises(ValueError,
                        match=r"no sweep 'lr'; available: \['augmentation', 'balancing'"):
         sweeps.load_sweep("configs/default.py", "lr")
-
-
-def run_module(module: str, *args):
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
 
 
 @pytest.fixture
