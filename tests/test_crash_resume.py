@@ -50,9 +50,8 @@ if "SIGNAL_AFTER_LOG" in os.environ:
         if step == int(at_step) and split == "train":
             os.kill(os.getpid(), getattr(signal, name))
     writer.MetricWriter.write = write_then_signal
-from absl import app
-from fcn_jax import cli, main
-app.run(cli.guarded(main.main), argv=[sys.argv[0], *sys.argv[1:]])
+from fcn_jax import config_cli, main
+config_cli.run_absl(main.main, "__main__")
 """
 
 

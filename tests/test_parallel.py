@@ -115,10 +115,10 @@ def test_start_cpu_devices_leaves_a_count_the_environment_set():
 
 def test_the_command_line_applies_parallel_cpu_devices(tmp_path):
     """fcn_jax.main splits the CPU before training starts (training itself is stubbed out)."""
-    code = ("import sys, jax; from absl import app; from fcn_jax import main, train; "
+    code = ("import sys, jax; from fcn_jax import config_cli, main, train; "
             "train.train_and_evaluate = lambda config, workdir: sys.exit("
             "f'devices={jax.device_count()}'); "
-            "app.run(main.main, argv=sys.argv)")
+            "config_cli.run_absl(main.main, '__main__')")
     proc = subprocess.run([sys.executable, "-c", code, "--config", "configs/default.py",
                            "--workdir", str(tmp_path), "--config.parallel.cpu_devices=2"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120,

@@ -145,5 +145,5 @@ def test_a_workdir_alone_evaluates_and_resumes_with_its_own_config(tiny_data_dir
     proc = run_cli("--workdir", str(tmp_path / "new"), "--mode", "eval")
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        f"error: --workdir {tmp_path / 'new'} holds no config.json (no run has started there): "
-        "pass --config, e.g. --config configs/default.py")
+        f"error: --workdir {tmp_path / 'new'} holds no config.json (not a training workdir, or "
+        "no run has started there): pass --config, e.g. --config configs/default.py")
