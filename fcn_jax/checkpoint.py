@@ -26,6 +26,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot be restored into this model, or cannot be saved."""
 
 
+class ModelMismatch(CheckpointError):
+    """A checkpoint's arrays differ in names or shapes from the model's: another net's."""
+
+
 DISK_FULL_SIGNS = ("RESOURCE_EXHAUSTED", "No space left on device", "Disk quota exceeded")
 
 
@@ -182,7 +186,7 @@ class Checkpointer:
         if problems:
             listed = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
                                                  if len(problems) > 5 else "")
-            raise CheckpointError(
+            raise ModelMismatch(
                 f"the step {step} checkpoint in {self.directory} does not fit this model "
                 f"({len(problems)} mismatching arrays: {listed}). It was written by another "
                 "config (model.variant, model.width, ...): use that config, or a new --workdir "

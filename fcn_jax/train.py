@@ -19,14 +19,14 @@ from tqdm import tqdm
 
 from fcn_jax import (class_balance, compiler, config_checks, data, metrics, models, optim,
                      steps, viz, weights)
-from fcn_jax.checkpoint import Checkpointer
+from fcn_jax.checkpoint import Checkpointer, ModelMismatch
 from fcn_jax.data import augment, pipeline
 from fcn_jax.inference import InferenceOptions
 from fcn_jax.models.vgg import TRUNK_STRIDE
 from fcn_jax.parallel import DataParallel
 from fcn_jax.preemption import Preempted, StopRequests
 from fcn_jax.step_clock import StepClock
-from fcn_jax.workdir import WorkdirLock, ensure_writable, write_json
+from fcn_jax.workdir import WorkdirLock, config_differences, ensure_writable, write_json
 from fcn_jax.writer import MetricWriter
 
 
@@ -178,7 +178,7 @@ def train_locked(config: ml_collections.ConfigDict, workdir: str, is_chief: bool
         trainer = Trainer(config, workdir, init_from="" if resuming else config.model.init_from)
         state = trainer.state
         if resuming:
-            state = checkpointer.restore(state)
+            state = restore_checked(checkpointer, state, config, workdir)
             print(f"resumed from {checkpointer.directory} at step {int(state['step'])}")
         if is_chief:
             write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
@@ -343,6 +343,23 @@ def report(result: dict) -> dict:
             "majority_baseline": summary(majority_baseline(np.asarray(result["confusion"])))}
 
 
+def restore_checked(checkpointer: Checkpointer, template, config: ml_collections.ConfigDict,
+                    workdir: str):
+    """The latest checkpoint restored into ``template``; for a checkpoint of another net, the
+    error names first the fields where ``config`` differs from the workdir's config.json."""
+    try:
+        return checkpointer.restore(template)
+    except ModelMismatch as error:
+        differing = config_differences(workdir, config)
+        if not differing:
+            raise
+        raise ModelMismatch(f"{workdir} was trained with another config ("
+                            + "; ".join(differing[:6])
+                            + (f"; and {len(differing) - 6} more" if len(differing) > 6 else "")
+                            + f"): pass the same values, or --config left out to use its "
+                            f"config.json. {error}") from None
+
+
 def restore_latest(config: ml_collections.ConfigDict, workdir: str) -> tuple[Trainer, dict]:
     """A Trainer for ``config`` and the latest checkpointed state of ``workdir``."""
     config_checks.validate(config)
@@ -351,7 +368,7 @@ def restore_latest(config: ml_collections.ConfigDict, workdir: str) -> tuple[Tra
         trainer = Trainer(config, workdir)
         if checkpointer.latest_step() is None:
             raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}; train first")
-        return trainer, checkpointer.restore(trainer.state)
+        return trainer, restore_checked(checkpointer, trainer.state, config, workdir)
     finally:
         checkpointer.close()
 

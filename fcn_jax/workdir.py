@@ -93,6 +93,31 @@ def read_config(workdir: str, template: ml_collections.ConfigDict) -> ml_collect
     return template
 
 
+def flat_items(tree: dict, prefix: str = "") -> dict:
+    """{"a.b": value} of a nested dict."""
+    items = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            items.update(flat_items(value, f"{prefix}{key}."))
+        else:
+            items[prefix + key] = value
+    return items
+
+
+def config_differences(workdir: str, config: ml_collections.ConfigDict) -> list[str]:
+    """``key: A in the workdir, B here`` for each field of ``config`` whose value differs from
+    the one in the workdir's config.json (model fields first); [] without a config.json."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        saved = flat_items(json.load(f))
+    current = flat_items(json.loads(config.to_json()))
+    keys = sorted((k for k in saved.keys() & current.keys() if saved[k] != current[k]),
+                  key=lambda k: (not k.startswith("model."), k))
+    return [f"{k}: {saved[k]!r} in the workdir, {current[k]!r} here" for k in keys]
+
+
 class WorkdirInUse(RuntimeError):
     """Another live process holds the workdir's lock."""
 

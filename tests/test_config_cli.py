@@ -7,7 +7,8 @@ import ml_collections
 import pytest
 
 from configs import default
-from fcn_jax import config_cli
+from fcn_jax import config_cli, train
+from fcn_jax.checkpoint import ModelMismatch
 from tests.helpers import run_module
 
 COMMANDS = ("fcn_jax.main", "fcn_jax.evaluate", "fcn_jax.pretrain", "fcn_jax.import_weights",
@@ -132,3 +133,15 @@ def test_the_smoke_run_then_its_workdir_alone_is_scored_by_evaluate(tmp_path, ti
     assert row["step"] == 20 and row["net"] == "smoke"
     plain = json.loads(trained.stdout[trained.stdout.rindex('{\n  "split"'):])["metrics"]
     assert row["metrics"].keys() == plain.keys()
+
+
+def test_a_checkpoint_of_another_net_names_the_differing_config_fields_first(trained_fcn8s):
+    config, workdir = trained_fcn8s
+    other = config.copy_and_resolve_references()
+    other.model.variant = "fcn32s"
+    with pytest.raises(ModelMismatch) as error:
+        train.evaluate_checkpoint(other, workdir)
+    assert str(error.value).startswith(
+        f"{workdir} was trained with another config (model.variant: 'fcn8s' in the workdir, "
+        "'fcn32s' here): pass the same values, or --config left out to use its config.json. "
+        "the step 3 checkpoint")
