@@ -79,9 +79,12 @@ def group_rows(keys: list[str], trials: list[dict]) -> list[dict]:
 
 
 def seconds_per_step(logs: list[dict]) -> float:
-    """Median training seconds per step of a trial's logged intervals, the first (which
-    compiles) left out; NaN when nothing was logged."""
-    rates = [r["steps_per_sec"] for r in logs if r.get("steps_per_sec") is not None][1:]
+    """Median training seconds per step of a trial's logged intervals (training steps only:
+    the run times the first step, which compiles, apart; in logs from before it did, the
+    first interval is left out); NaN when nothing was logged."""
+    rates = [r["steps_per_sec"] for r in logs if r.get("steps_per_sec") is not None]
+    if not any("first_step_seconds" in r for r in logs):
+        rates = rates[1:]  # logs written before the first step (compile) was timed apart
     return float(1 / np.median(rates)) if rates else float("nan")
 
 

@@ -3,7 +3,7 @@ evaluation step per setting, against a hand computation."""
 
 import numpy as np
 
-from experiments.report import group_rows, learning_table
+from experiments.report import group_rows, learning_table, seconds_per_step
 
 
 def trial(name: str, lr: float, seed: int, curve: dict) -> dict:
@@ -24,3 +24,14 @@ def test_each_settings_curve_is_the_mean_and_std_over_its_seeds():
     std10, std20 = np.std([10, 20], ddof=1), np.std([30, 50], ddof=1)
     assert lines[2] == f"| learning_rate=0.1 | 15.00 ± {std10:.2f} | 40.00 ± {std20:.2f} |  |"
     assert lines[3] == "| learning_rate=0.01 | 5.00 |  | 15.00 |"
+
+
+def test_seconds_per_step_uses_every_timed_interval_and_skips_compilation_in_old_logs():
+    timed_apart = [{"step": 1, "split": "train", "steps_per_sec": None, "first_step_seconds": 9.0},
+                   {"step": 2, "split": "train", "steps_per_sec": 4.0}]
+    assert seconds_per_step(timed_apart) == 0.25       # a resumed run's single interval counts
+    old = [{"step": 1, "split": "train", "steps_per_sec": 0.1},    # compile included
+           {"step": 2, "split": "train", "steps_per_sec": 2.0},
+           {"step": 3, "split": "train", "steps_per_sec": 4.0}]
+    assert seconds_per_step(old) == 1 / 3.0
+    assert np.isnan(seconds_per_step([]))
