@@ -20,7 +20,6 @@ each stride). Each arm must pick out exactly one setting (swept values but the s
 the reference arm, paired by seed, and a row per claim.
 """
 
-import ast
 import difflib
 import hashlib
 import importlib.util
@@ -117,14 +116,6 @@ def close_matches(name: str, node: ml_collections.ConfigDict) -> str:
     """", did you mean ...?" for the fields of ``node`` close to ``name``, else ""."""
     found = difflib.get_close_matches(name, list(node.keys()), n=3)
     return f" (did you mean {' or '.join(repr(f) for f in found)}?)" if found else ""
-
-
-def parse_value(text: str):
-    """A command-line value as a Python literal (``1e-3``, ``True``, ``(1, 2)``), else a string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
 
 
 def format_value(value) -> str:
