@@ -38,9 +38,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-from fcn_jax import compiler, steps
+from fcn_jax import backends, steps
+from fcn_jax.backends.cpu import cpu_devices_set_by_environment, start_cpu_devices
 from fcn_jax.models.fcn import FCN
-from fcn_jax.parallel import DataParallel, cpu_devices_set_by_environment, start_cpu_devices
+from fcn_jax.parallel import DataParallel
 
 NUM_CLASSES = 21
 PHASES = ("train", "infer", "predict")
@@ -115,7 +116,7 @@ def jax_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
         donate=(0,))
     sharded = {"in_shardings": (parallel.replicated, parallel.sharded),
                "out_shardings": parallel.sharded,
-               "compiler_options": compiler.options(parallel.local_device_count)}
+               "compiler_options": backends.compiler_options(parallel.local_device_count)}
     infer = jax.jit(lambda p, x: nnx.merge(graphdef, p, constants)(x), **sharded)
     predict = jax.jit(functools.partial(steps.predict, graphdef=graphdef, constants=constants),
                       **sharded)

@@ -29,6 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.fc_channels = fcn.model.fc_channels
     c.model.fc6_kernel = fcn.model.fc6_kernel  # the images are 32 x fc6_kernel pixels wide
     c.model.dropout_rate = 0.5
+    c.model.fast_paths = fcn.model.fast_paths
 
     c.optim = fcn.optim.copy_and_resolve_references()
     c.optim.name = "adam"                 # the stand-in's own training, not the paper's recipe

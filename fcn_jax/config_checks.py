@@ -12,6 +12,7 @@ import ml_collections
 
 from fcn_jax.class_balance import BALANCES
 from fcn_jax.data import BUILDERS
+from fcn_jax.backends import FAST_PATHS
 from fcn_jax.models.decoders import DECODERS
 from fcn_jax.models.fcn import VARIANT_STRIDES
 from fcn_jax.optim import SCHEDULES
@@ -84,6 +85,7 @@ RULES = (
     ("model.fc6_kernel", *integer(1)),
     ("model.dropout_rate", *real(0, 1, high_open=True)),
     ("model.decoder", *one_of(DECODERS)),
+    ("model.fast_paths", *one_of(FAST_PATHS)),
     ("model.skip_scales", lambda v: isinstance(v, (tuple, list)) and len(v) == 2
      and all(real(0)[0](s) for s in v), "a pair (pool4, pool3) of numbers >= 0"),
     ("loss.class_weights", non_negative_reals, "() or one number >= 0 per class"),

@@ -14,7 +14,7 @@ import json
 
 from absl import flags, logging
 
-from fcn_jax import config_cli, distributed, parallel, train
+from fcn_jax import backends, config_cli, distributed, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", None, "Config file, e.g. configs/default.py:fcn8s; default: the "
@@ -33,7 +33,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     config = config_cli.resolve(FLAGS.config, argv,
                                 lambda: config_cli.workdir_config(FLAGS.workdir))
-    parallel.start_cpu_devices(config.parallel.cpu_devices)
+    backends.start_devices(config.parallel.cpu_devices)
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     if FLAGS.mode == "train":
         result = train.train_and_evaluate(config, FLAGS.workdir)

@@ -6,56 +6,22 @@
 (``PartitionSpec()``), batch sharded on its first axis (``PartitionSpec("data")``).
 Multi-host: each process feeds its local slice of the global batch; see ``put_batch``.
 
-On a CPU host, ``start_cpu_devices`` splits the host into several XLA devices before JAX
+On a CPU host, ``backends.start_devices`` splits the host into several XLA devices before JAX
 starts, so the same data parallelism runs one batch slice per device (in mesh mode
-``compiler.options`` then gives each device one-threaded YNNPACK convolutions, which the
-devices run side by side).
+``backends.compiler_options`` then gives each device one-threaded YNNPACK convolutions, which
+the devices run side by side).
 """
 
 import functools
-import operator
-import os
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from fcn_jax import compiler
+from fcn_jax import backends
 
 AXIS = "data"
 MODES = ("pmap", "mesh")
-CPU_DEVICE_COUNT_VARIABLE = "JAX_NUM_CPU_DEVICES"
-CPU_DEVICE_COUNT_XLA_FLAG = "--xla_force_host_platform_device_count"
-
-
-def cpu_devices_set_by_environment(environ=os.environ) -> bool:
-    """Whether JAX_NUM_CPU_DEVICES or the host device count in XLA_FLAGS fix the count."""
-    return (bool(environ.get(CPU_DEVICE_COUNT_VARIABLE))
-            or CPU_DEVICE_COUNT_XLA_FLAG in environ.get("XLA_FLAGS", ""))
-
-
-def is_count(value) -> bool:
-    """Whether ``value`` is an integer >= 1 (numpy integers too; not a bool)."""
-    try:
-        return not isinstance(value, bool) and operator.index(value) >= 1
-    except TypeError:
-        return False
-
-
-def start_cpu_devices(count: int) -> None:
-    """Split the host CPU into ``count`` XLA devices (``parallel.cpu_devices``, applied by
-    ``fcn_jax.main``); call before any JAX computation.
-
-    Only the CPU backend is affected (on a GPU or TPU host the mesh uses the accelerators).
-    Where the environment variables set the count (JAX_NUM_CPU_DEVICES, or XLA_FLAGS as the
-    tests' fake devices do), they win and nothing is changed; 1 is JAX's own default.
-    """
-    if not is_count(count):
-        raise ValueError(f"parallel.cpu_devices={count!r}: expected a device count >= 1")
-    if count > 1 and not cpu_devices_set_by_environment():
-        jax.config.update("jax_num_cpu_devices", operator.index(count))
-
-
 class DataParallel:
     """Places state and batches on devices and wraps step bodies for one parallel mode."""
 
@@ -142,7 +108,7 @@ class DataParallel:
         shardings = tuple(self.sharded if i == 1 else self.replicated for i in range(num_args))
         return jax.jit(functools.partial(body, axis_name=None), in_shardings=shardings,
                        out_shardings=self.replicated, donate_argnums=donate,
-                       compiler_options=compiler.options(self.local_device_count))
+                       compiler_options=backends.compiler_options(self.local_device_count))
 
     @property
     def local_device_count(self) -> int:

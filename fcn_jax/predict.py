@@ -27,7 +27,7 @@ import numpy as np
 from flax import nnx
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from fcn_jax import cli, compiler, config_checks, config_cli, models, steps, viz, weights
+from fcn_jax import backends, cli, config_checks, config_cli, models, steps, viz, weights
 from fcn_jax.data import augment, pipeline
 from fcn_jax.inference import InferenceOptions
 from fcn_jax.models.vgg import TRUNK_STRIDE
@@ -111,7 +111,7 @@ class Predictor:
         self.stride = 1 if self.config.model.caffe else TRUNK_STRIDE
         self.predict = jax.jit(functools.partial(steps.predict, graphdef=graphdef,
                                                  constants=constants, options=inference),
-                               compiler_options=compiler.options())
+                               compiler_options=backends.compiler_options())
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Class indices [H, W] of a uint8 RGB image [H, W, 3]."""

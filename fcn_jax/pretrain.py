@@ -24,7 +24,7 @@ import optax
 from absl import flags, logging
 from flax import nnx
 
-from fcn_jax import config_checks, config_cli, data, optim, parallel, steps
+from fcn_jax import backends, config_checks, config_cli, data, optim, steps
 from fcn_jax.data import objects, objects_dataset
 from fcn_jax.models.classifier import VGG16Classifier, input_size, to_torchvision
 from fcn_jax.parallel import DataParallel
@@ -150,7 +150,7 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
     m = config.model
     model = VGG16Classifier(objects.NUM_CLASSES, width=m.width, fc_channels=m.fc_channels or None,
                             dropout_rate=m.dropout_rate, fc6_kernel=m.fc6_kernel,
-                            rngs=nnx.Rngs(params=config.seed))
+                            fast_paths=m.fast_paths, rngs=nnx.Rngs(params=config.seed))
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)
     tx = optim.build(config.optim, config.train.num_steps)
     dp = DataParallel(config.parallel.mode, config.parallel.num_devices)
@@ -206,7 +206,7 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     logging.set_verbosity(logging.WARNING)
     config = config_cli.resolve(FLAGS.config, argv)
-    parallel.start_cpu_devices(config.parallel.cpu_devices)
+    backends.start_devices(config.parallel.cpu_devices)
     pretrain(config, FLAGS.workdir)
 
 

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fcn_jax import losses, metrics
-from fcn_jax.inference import InferenceOptions, class_predictions, predict_logits
+from fcn_jax.inference import InferenceOptions, predict_logits
 
 TrainState = dict[str, Any]  # {"step": int32[], "params": nnx.State, "opt_state", "rng": key}
 # Loss sampling draws from its own root, rng folded with a number no step reaches: keys made
@@ -67,11 +67,11 @@ def train_step(state: TrainState, batch: dict, *, graphdef, constants, tx, num_c
         logits = model(images, dropout_keys=keys)
         total, weight = losses.pixel_cross_entropy_terms(logits, loss_labels,
                                                          class_weights=class_weights)
-        return total, (weight, logits)
+        return total, (weight, model.kernels.class_predictions(logits))
 
-    (total, (weight, logits)), grads = jax.value_and_grad(loss_terms, has_aux=True)(
+    (total, (weight, predictions)), grads = jax.value_and_grad(loss_terms, has_aux=True)(
         state["params"])
-    confusion = metrics.confusion_matrix(labels, class_predictions(logits), num_classes)
+    confusion = metrics.confusion_matrix(labels, predictions, num_classes)
     total, weight, grads, confusion = all_sum((total, weight, grads, confusion), axis_name)
     denom = jnp.maximum(weight, 1e-12) if normalize_loss else 1.0
     grads = jax.tree.map(lambda g: g / denom, grads)
@@ -85,7 +85,7 @@ def predict(params, images: jax.Array, *, graphdef, constants,
             options: InferenceOptions = InferenceOptions()) -> jax.Array:
     """Per-pixel class predictions (argmax of the logits), no dropout, under ``options``."""
     model = nnx.merge(graphdef, params, constants)
-    return class_predictions(predict_logits(model, images, options))
+    return model.kernels.class_predictions(predict_logits(model, images, options))
 
 
 def eval_step(params, batch: dict, totals: dict, *, graphdef, constants, num_classes: int,

@@ -17,7 +17,7 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
-from fcn_jax import (class_balance, compiler, config_checks, data, metrics, models, optim,
+from fcn_jax import (backends, class_balance, config_checks, data, metrics, models, optim,
                      steps, viz, weights)
 from fcn_jax.checkpoint import Checkpointer, ModelMismatch
 from fcn_jax.data import augment, pipeline
@@ -74,7 +74,7 @@ class Trainer:
             functools.partial(steps.eval_step, options=options, **pieces), num_args=3)
         self.predict = jax.jit(functools.partial(steps.predict, graphdef=self.graphdef,
                                                  constants=self.constants, options=options),
-                               compiler_options=compiler.options())
+                               compiler_options=backends.compiler_options())
 
     def loss_class_weights(self, loss: ml_collections.ConfigDict) -> tuple[float, ...] | None:
         """The loss's class weights: ``loss.class_weights`` as given, or with
@@ -181,6 +181,7 @@ def train_locked(config: ml_collections.ConfigDict, workdir: str, is_chief: bool
             state = restore_checked(checkpointer, state, config, workdir)
             print(f"resumed from {checkpointer.directory} at step {int(state['step'])}")
         if is_chief:
+            print(backends.describe(config.model.fast_paths))
             write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
             write_json(os.path.join(workdir, "classes.json"),  # for fcn_jax.predict
                        {"class_names": list(trainer.dataset.class_names)})

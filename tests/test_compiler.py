@@ -9,7 +9,8 @@ import optax
 import pytest
 from flax import nnx
 
-from fcn_jax import compiler, steps
+from fcn_jax import steps
+from fcn_jax.backends import cpu as compiler
 from fcn_jax.models.fcn import FCN
 
 

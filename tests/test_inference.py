@@ -112,15 +112,3 @@ def test_options_from_config_validate():
     cfg.tile_stride, cfg.scales = 8, (0.0,)
     with pytest.raises(ValueError, match=r"eval.scales=\(0.0,\)"):
         inference.InferenceOptions.from_config(cfg, (0, 0, 0))
-
-
-def test_class_predictions_equal_argmax_with_ties_and_nans():
-    rng = np.random.default_rng(0)
-    logits = np.round(rng.normal(size=(2, 9, 7, 5)) * 2) / 2  # many ties
-    logits[0, 0, 0] = 1.0  # all classes tie: class 0
-    logits[0, 1, 1, 3] = np.nan  # a NaN wins, as in jnp.argmax
-    logits[1, 2, 2, [1, 4]] = np.nan  # the first NaN wins
-    logits = jnp.asarray(logits, jnp.float32)
-    np.testing.assert_array_equal(inference.class_predictions(logits), jnp.argmax(logits, -1))
-    np.testing.assert_array_equal(jax.jit(inference.class_predictions)(logits),
-                                  jnp.argmax(logits, -1))

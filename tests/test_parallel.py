@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fcn_jax import compiler, models, optim, steps
-from fcn_jax.parallel import DataParallel, cpu_devices_set_by_environment, start_cpu_devices
+from fcn_jax import backends, models, optim, steps
+from fcn_jax.backends.cpu import cpu_devices_set_by_environment, start_cpu_devices
+from fcn_jax.parallel import DataParallel
 from tests.helpers import ROOT, environment_without_cpu_device_count, random_batch, tiny_config
 
 NUM_CLASSES = 4
@@ -95,7 +96,7 @@ def test_the_environment_can_fix_the_cpu_device_count():
 
 def cpu_devices_after_start(count: int, **environ) -> int:
     """The CPU device count a fresh process sees after start_cpu_devices(count)."""
-    code = ("import jax; from fcn_jax.parallel import start_cpu_devices; "
+    code = ("import jax; from fcn_jax.backends.cpu import start_cpu_devices; "
             f"start_cpu_devices({count}); print(len(jax.devices('cpu')))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120,
@@ -128,7 +129,7 @@ def test_the_command_line_applies_parallel_cpu_devices(tmp_path):
 
 def test_a_mesh_step_on_several_devices_gets_their_compiler_options(monkeypatch):
     asked = []
-    monkeypatch.setattr(compiler, "options", lambda local_devices=1: asked.append(local_devices))
+    monkeypatch.setattr(backends, "compiler_options", lambda local_devices=1: asked.append(local_devices))
     for devices in (1, 2, 4):
         par = DataParallel("mesh", devices)
         assert par.local_device_count == devices

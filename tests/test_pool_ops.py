@@ -1,4 +1,5 @@
-"""max_pool_2x2 equals lax.reduce_window max pooling (ceil mode) in values and gradients."""
+"""max_pool_2x2 (the CPU fast path) and reduce_window_max_pool (the plain path) equal Flax's
+reduce_window max pooling (ceil mode) in values and gradients."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fcn_jax.ops.pool import max_pool_2x2
+from fcn_jax.ops.pool import max_pool_2x2, reduce_window_max_pool
 
 
 def reduce_window_pool(x: jax.Array) -> jax.Array:
@@ -23,11 +24,12 @@ def test_values_and_gradients_equal_reduce_window(shape, with_ties):
         x = np.maximum(np.round(x * 2), 0)
     x = jnp.asarray(x, jnp.float32)
     want = reduce_window_pool(x)
-    np.testing.assert_array_equal(max_pool_2x2(x), want)
     cotangent = jnp.asarray(rng.normal(size=want.shape), jnp.float32)
-    grad, want_grad = (jax.grad(lambda a: jnp.vdot(fn(a), cotangent))(x)
-                       for fn in (max_pool_2x2, reduce_window_pool))
-    np.testing.assert_array_equal(grad, want_grad)  # ties: all to the first maximum
+    want_grad = jax.grad(lambda a: jnp.vdot(reduce_window_pool(a), cotangent))(x)
+    for pool in (max_pool_2x2, reduce_window_max_pool):
+        np.testing.assert_array_equal(pool(x), want)
+        grad = jax.grad(lambda a, pool=pool: jnp.vdot(pool(a), cotangent))(x)
+        np.testing.assert_array_equal(grad, want_grad)  # ties: all to the first maximum
 
 
 def test_gradient_under_jit_and_vmap():

@@ -10,12 +10,13 @@ from fcn_jax.models.fcn import FCN
 def build(config: ml_collections.ConfigDict, num_classes: int, seed: int) -> FCN:
     """Build the FCN that ``config.model`` describes, initialised from ``seed``.
 
-    ``model.caffe`` picks the reference release's layout (models.caffe.CaffeFCN).
+    ``model.caffe`` picks the reference release's layout (models.caffe.CaffeFCN);
+    ``model.fast_paths`` the kernels (backends.kernels).
     """
     m = config.model
     model_class = CaffeFCN if m.caffe else FCN
     return model_class(num_classes, variant=m.variant, width=m.width,
                        fc_channels=m.fc_channels or None, dropout_rate=m.dropout_rate,
                        decoder=m.decoder, skip_scales=tuple(m.skip_scales),
-                       fc6_kernel=m.fc6_kernel,
+                       fc6_kernel=m.fc6_kernel, fast_paths=m.fast_paths,
                        rngs=nnx.Rngs(params=seed))

@@ -29,12 +29,6 @@ def caffe_input(images: jax.Array) -> jax.Array:
     return images.astype(jnp.float32)[..., ::-1] - BGR_MEAN
 
 
-def upsample_uncropped(layer, x: jax.Array) -> jax.Array:
-    """Caffe's Deconvolution: the full transposed convolution by ``layer.kernel`` (2f x 2f)."""
-    kernel = layer.kernel[...]
-    return up.transposed_conv(x, kernel, kernel.shape[0] // 2)
-
-
 class CaffeFCN(FCN):
     """FCN-32s/16s/8s with the reference release's padding, crops and input convention."""
 
@@ -57,11 +51,11 @@ class CaffeFCN(FCN):
             score = self.fuse_cropped(score, self.upscore_pool4, skip,
                                       SKIP_CROP_OFFSETS["score_pool3"])
         final = getattr(self, FINAL_UPSAMPLING_NAMES[self.variant])
-        return up.crop(upsample_uncropped(final, score), OUTPUT_CROP_OFFSETS[self.variant],
+        return up.crop(final.uncropped(score), OUTPUT_CROP_OFFSETS[self.variant],
                        height, width)
 
     @staticmethod
     def fuse_cropped(coarse: jax.Array, upsample, skip: jax.Array, offset: int) -> jax.Array:
         """The reference fusion: upsampled coarse scores plus the skip cropped at ``offset``."""
-        upsampled = upsample_uncropped(upsample, coarse)
+        upsampled = upsample.uncropped(coarse)
         return upsampled + up.crop(skip, offset, upsampled.shape[1], upsampled.shape[2])

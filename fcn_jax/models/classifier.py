@@ -27,9 +27,10 @@ class VGG16Classifier(nnx.Module):
     """VGG16's convolutions, then fc6, fc7 (Linear, ReLU, dropout) and fc8 (Linear)."""
 
     def __init__(self, num_classes: int, *, width: float = 1.0, fc_channels: int | None = None,
-                 dropout_rate: float = 0.5, fc6_kernel: int = FC6_KERNEL, rngs: nnx.Rngs):
+                 dropout_rate: float = 0.5, fc6_kernel: int = FC6_KERNEL,
+                 fast_paths: str = "auto", rngs: nnx.Rngs):
         trunk = VGG16(width=width, fc_channels=fc_channels, dropout_rate=dropout_rate,
-                      fc6_kernel=fc6_kernel, rngs=rngs)
+                      fc6_kernel=fc6_kernel, fast_paths=fast_paths, rngs=rngs)
         self.trunk = trunk
         self.fc6_kernel = fc6_kernel
         flat = trunk.pool5_channels * fc6_kernel * fc6_kernel

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from fcn_jax.backends.kernels import PLAIN_KERNELS, Kernels
 from fcn_jax.ops import unpool
 from fcn_jax.ops import upsample as up
 
@@ -47,7 +48,7 @@ class TransposedConvUpsample(nnx.Module):
     """
 
     def __init__(self, channels: int, factor: int, *, learnable: bool, random_init: bool = False,
-                 rngs: nnx.Rngs | None = None):
+                 kernels: Kernels = PLAIN_KERNELS, rngs: nnx.Rngs | None = None):
         if random_init:
             init = nnx.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
             kernel = init(rngs.params(), (2 * factor, 2 * factor, channels, channels))
@@ -55,13 +56,17 @@ class TransposedConvUpsample(nnx.Module):
             kernel = jnp.asarray(up.bilinear_kernel(factor, channels))
         self.factor = factor
         self.kernel = nnx.Param(kernel) if learnable else FixedKernel(kernel)
+        # A fixed kernel is bilinear, one filter per class: zero off the channel diagonal.
+        self.upsample = (kernels.transposed_conv if learnable
+                         else kernels.per_class_transposed_conv)
+
+    def uncropped(self, x: jax.Array) -> jax.Array:
+        """The full transposed convolution, (n + 1) * f per axis (Caffe's Deconvolution)."""
+        return self.upsample(x, self.kernel[...], self.factor)
 
     def __call__(self, x: jax.Array, height: int, width: int, switches=None) -> jax.Array:
         """Upsample by f and crop to ``height`` x ``width``, aligned with the input's pixels."""
-        upsample = (up.transposed_conv if isinstance(self.kernel, nnx.Param)
-                    else up.per_class_transposed_conv)  # a fixed kernel is diagonal
-        y = upsample(x, self.kernel[...], self.factor)
-        return up.crop(y, up.upsample_crop_offset(self.factor), height, width)
+        return up.crop(self.uncropped(x), up.upsample_crop_offset(self.factor), height, width)
 
 
 class NearestUpsample(nnx.Module):
@@ -107,7 +112,7 @@ class SparseUnpoolUpsample(nnx.Module):
     """
 
     def __init__(self, channels: int, factor: int, *, stride: int, use_switches: bool,
-                 rngs: nnx.Rngs):
+                 kernels: Kernels = PLAIN_KERNELS, rngs: nnx.Rngs):
         if factor < 2 or factor & (factor - 1):
             raise ValueError(f"unpooling decoders need a power-of-two factor, got {factor}")
         self.factor = factor
@@ -116,7 +121,8 @@ class SparseUnpoolUpsample(nnx.Module):
         self.convs = nnx.List([
             nnx.Conv(channels, channels, (3, 3), padding="SAME",
                      kernel_init=lambda *_: jnp.asarray(tent_kernel(channels)),
-                     bias_init=nnx.initializers.zeros, rngs=rngs)
+                     bias_init=nnx.initializers.zeros, conv_general_dilated=kernels.conv,
+                     rngs=rngs)
             for _ in range(int(math.log2(factor)))])
 
     def __call__(self, x: jax.Array, height: int, width: int, switches=None) -> jax.Array:
@@ -135,15 +141,17 @@ class SparseUnpoolUpsample(nnx.Module):
         return up.crop(x, 0, height, width)
 
 
-def make_upsampler(decoder: str, channels: int, factor: int, *, stride: int,
+def make_upsampler(decoder: str, channels: int, factor: int, *, stride: int, kernels: Kernels,
                    rngs: nnx.Rngs) -> nnx.Module:
     """The upsampling layer for scores at ``stride`` upsampled ``factor`` times."""
     if decoder in TRANSPOSED_CONV_DECODERS:
         return TransposedConvUpsample(channels, factor, learnable=decoder != "bilinear",
-                                      random_init=decoder == "learned_random", rngs=rngs)
+                                      random_init=decoder == "learned_random", kernels=kernels,
+                                      rngs=rngs)
     if decoder == "nearest":
         return NearestUpsample(factor)
     if decoder in ("bed_of_nails", "max_unpool"):
         return SparseUnpoolUpsample(channels, factor, stride=stride,
-                                    use_switches=decoder == "max_unpool", rngs=rngs)
+                                    use_switches=decoder == "max_unpool", kernels=kernels,
+                                    rngs=rngs)
     raise ValueError(f"model.decoder={decoder!r}: expected one of {DECODERS}")

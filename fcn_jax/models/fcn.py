@@ -42,7 +42,8 @@ class FCN(nnx.Module):
     def __init__(self, num_classes: int, *, variant: str = "fcn8s", width: float = 1.0,
                  fc_channels: int | None = None, dropout_rate: float = 0.5,
                  decoder: str = "bilinear", skip_scales: tuple = (1.0, 1.0),
-                 caffe_trunk: bool = False, fc6_kernel: int = FC6_KERNEL, rngs: nnx.Rngs):
+                 caffe_trunk: bool = False, fc6_kernel: int = FC6_KERNEL,
+                 fast_paths: str = "auto", rngs: nnx.Rngs):
         if variant not in VARIANT_STRIDES:
             raise ValueError(f"model.variant={variant!r}: expected one of "
                              f"{sorted(VARIANT_STRIDES)}")
@@ -51,17 +52,22 @@ class FCN(nnx.Module):
         self.num_classes = num_classes
         self.pool4_scale, self.pool3_scale = (float(s) for s in skip_scales)
         self.trunk = VGG16(width=width, fc_channels=fc_channels, dropout_rate=dropout_rate,
-                           caffe=caffe_trunk, fc6_kernel=fc6_kernel, rngs=rngs)
+                           caffe=caffe_trunk, fc6_kernel=fc6_kernel, fast_paths=fast_paths,
+                           rngs=rngs)
+        kernels = self.kernels = self.trunk.kernels
         self.score_fr = score_layer(self.trunk.fc_channels, num_classes, rngs)
         stride = VARIANT_STRIDES[variant]
         if stride <= 16:
             self.score_pool4 = score_layer(self.trunk.pool4_channels, num_classes, rngs)
-            self.upscore2 = make_upsampler(decoder, num_classes, 2, stride=32, rngs=rngs)
+            self.upscore2 = make_upsampler(decoder, num_classes, 2, stride=32, kernels=kernels,
+                                           rngs=rngs)
         if stride <= 8:
             self.score_pool3 = score_layer(self.trunk.pool3_channels, num_classes, rngs)
-            self.upscore_pool4 = make_upsampler(decoder, num_classes, 2, stride=16, rngs=rngs)
+            self.upscore_pool4 = make_upsampler(decoder, num_classes, 2, stride=16,
+                                                 kernels=kernels, rngs=rngs)
         setattr(self, FINAL_UPSAMPLING_NAMES[variant],
-                make_upsampler(decoder, num_classes, stride, stride=stride, rngs=rngs))
+                make_upsampler(decoder, num_classes, stride, stride=stride, kernels=kernels,
+                               rngs=rngs))
 
     @property
     def stride(self) -> int:

@@ -9,16 +9,15 @@ Pooling rounds up (ceil mode), so pool k of an H-pixel input has exactly ceil(H 
 pixels; convolutions use "SAME" padding. ``caffe=True`` is the reference release's layout
 instead: conv1_1 padded by 100 pixels (so any input gives a valid fc6) and a VALID fc6.
 Dropout masks are drawn per example from per-example keys, so a data-parallel step draws the
-same masks however the batch is split over devices.
+same masks however the batch is split over devices. Convolutions and pooling are the
+backend's (``backends.kernels``, ``model.fast_paths``), the same values either way.
 """
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jax import lax
 
-from fcn_jax.ops import pool
-from fcn_jax.ops.conv import column_group_conv, im2col_conv
+from fcn_jax import backends
 
 TRUNK_STRIDE = 32  # pool5: the coarsest feature map is 1/32 of the input
 # (block name, number of 3x3 convs, channels at width 1.0) -- conv1..conv5.
@@ -44,18 +43,14 @@ def dropout(x: jax.Array, rate: float, keys: jax.Array | None) -> jax.Array:
     return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
-def max_pool_ceil(x: jax.Array) -> jax.Array:
-    """2x2 max pooling, stride 2, rounding the output size up (Caffe's ceil mode)."""
-    return pool.max_pool_2x2(x)
-
-
 class VGG16(nnx.Module):
     """VGG16 convolutions plus fc6 (7x7 conv) and fc7 (1x1 conv), each with ReLU and dropout."""
 
     def __init__(self, *, width: float = 1.0, fc_channels: int | None = None,
                  dropout_rate: float = 0.5, caffe: bool = False, fc6_kernel: int = FC6_KERNEL,
-                 rngs: nnx.Rngs):
+                 fast_paths: str = "auto", rngs: nnx.Rngs):
         self.dropout_rate = dropout_rate
+        self.kernels = backends.kernels(fast_paths)
         blocks = []
         in_ch = 3
         for block, depth, channels in VGG16_BLOCKS:
@@ -63,11 +58,9 @@ class VGG16(nnx.Module):
             names = tuple(f"{block}_{i}" for i in range(1, depth + 1))
             for name in names:
                 padding = CAFFE_CONV1_1_PADDING if caffe and name == "conv1_1" else "SAME"
-                # conv1_1's 3 input channels are too few for XLA's convolutions (ops/conv.py).
-                conv = column_group_conv if name == "conv1_1" else lax.conv_general_dilated
                 setattr(self, name, nnx.Conv(in_ch, out_ch, (3, 3), padding=padding,
-                                             kernel_init=he_normal, conv_general_dilated=conv,
-                                             rngs=rngs))
+                                             kernel_init=he_normal,
+                                             conv_general_dilated=self.kernels.conv, rngs=rngs))
                 in_ch = out_ch
             blocks.append(names)
         self.blocks = tuple(blocks)
@@ -75,10 +68,11 @@ class VGG16(nnx.Module):
         self.pool4_channels = scaled(VGG16_BLOCKS[3][2], width)
         self.pool3_channels = scaled(VGG16_BLOCKS[2][2], width)
         self.fc_channels = fc_channels or scaled(FC_CHANNELS, width)
-        self.fc6 = nnx.Conv(in_ch, self.fc_channels, (fc6_kernel, fc6_kernel), padding="VALID" if caffe else "SAME",
-                            kernel_init=he_normal, conv_general_dilated=im2col_conv, rngs=rngs)
+        self.fc6 = nnx.Conv(in_ch, self.fc_channels, (fc6_kernel, fc6_kernel),
+                            padding="VALID" if caffe else "SAME", kernel_init=he_normal,
+                            conv_general_dilated=self.kernels.conv, rngs=rngs)
         self.fc7 = nnx.Conv(self.fc_channels, self.fc_channels, (1, 1), kernel_init=he_normal,
-                            conv_general_dilated=im2col_conv, rngs=rngs)
+                            conv_general_dilated=self.kernels.conv, rngs=rngs)
 
     def __call__(self, x: jax.Array, *, dropout_keys: jax.Array | None = None) -> dict:
         """Features the FCN heads read: pool3 (stride 8), pool4 (16), pool5 and fc7 (32).
@@ -106,6 +100,6 @@ class VGG16(nnx.Module):
             for name in names:
                 x = jax.nn.relu(getattr(self, name)(x))
             features[f"conv{level}"] = x
-            x = max_pool_ceil(x)
+            x = self.kernels.max_pool(x)  # 2x2, stride 2, ceil mode (Caffe's)
             features[f"pool{level}"] = x
         return features

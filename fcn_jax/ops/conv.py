@@ -13,9 +13,10 @@ stride-1, undilated, ungrouped convolution goes to ``lax.conv_general_dilated`` 
   of the input, so the patches are (kh * (g + kw - 1) * C) wide and the kernel becomes a
   banded [kh * (g + kw - 1) * C, g * O] matrix. That does (g + kw - 1) / kw times the
   multiplies (2x for g = 4, 3x3) but runs as a parallel matmul, and the [B, H, W/g, g * O]
-  result is the NHWC output already. Its gradients are those of lax's convolution. Used on
-  the CPU backend only (elsewhere it is lax's convolution): the patches take 18x the
-  memory of a 3-channel input.
+  result is the NHWC output already. Its gradients are those of lax's convolution. The
+  patches take 18x the memory of a 3-channel input.
+
+Both are CPU fast paths: ``backends.cpu`` picks them by shape, on the CPU backend only.
 """
 
 import functools
@@ -63,16 +64,14 @@ def is_plain(lhs, rhs, window_strides, lhs_dilation, rhs_dilation, dimension_num
             == lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC))
 
 
-def lax_drop_in(plain_conv, cpu_only: bool = False):
+def lax_drop_in(plain_conv):
     """A drop-in for ``lax.conv_general_dilated`` that runs ``plain_conv(lhs, rhs, padding,
     precision, preferred_element_type)`` on NHWC/HWIO stride-1, undilated, ungrouped
-    convolutions (when tracing for the CPU backend only, with ``cpu_only``) and lax's
-    convolution on anything else."""
+    convolutions and lax's convolution on anything else."""
     def conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
              dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
-        if (cpu_only and jax.default_backend() != "cpu") or not is_plain(
-                lhs, rhs, window_strides, lhs_dilation, rhs_dilation, dimension_numbers,
-                feature_group_count):
+        if not is_plain(lhs, rhs, window_strides, lhs_dilation, rhs_dilation,
+                        dimension_numbers, feature_group_count):
             return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
                                             rhs_dilation, dimension_numbers,
                                             feature_group_count, precision=precision, **kwargs)
@@ -143,5 +142,4 @@ def column_group_plain(lhs, rhs, padding, precision, preferred_element_type):
     return column_group_nhwc(explicit_padding(padding, rhs.shape[:2]), lhs, rhs)
 
 
-# CPU only: GPUs' convolutions do not need it, and its patches would cost memory there.
-column_group_conv = lax_drop_in(column_group_plain, cpu_only=True)
+column_group_conv = lax_drop_in(column_group_plain)

@@ -5,11 +5,13 @@ into a reduce-window that tracks argmax indices plus a scatter, several times sl
 pooling itself. Here the four positions of every 2x2 window are four strided slices of the
 map (``window_taps``): the pooling is an elementwise maximum of them, one vectorised loop
 fusion (a reduction over reshaped window axes ran 4-8x slower), and the gradient goes to the first maximum of each window in row-major order,
-exactly as select-and-scatter routes it.
+exactly as select-and-scatter routes it. ``reduce_window_max_pool`` is the plain form that
+the other backends run.
 """
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 
 def window_taps(x: jax.Array) -> list[jax.Array]:
@@ -60,3 +62,10 @@ def max_pool_2x2_bwd(residuals, grad):
 
 
 max_pool_2x2.defvjp(max_pool_2x2_fwd, max_pool_2x2_bwd)
+
+
+def reduce_window_max_pool(x: jax.Array) -> jax.Array:
+    """The same pooling as ``lax.reduce_window`` (odd sizes padded with -inf at the end)."""
+    height, width = x.shape[1:3]
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1),
+                             ((0, 0), (0, height % 2), (0, width % 2), (0, 0)))
