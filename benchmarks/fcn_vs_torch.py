@@ -57,6 +57,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=3, help="steps per round")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="torch intra-op threads (XLA uses every core)")
+    parser.add_argument("--fast-paths", default="auto", choices=backends.FAST_PATHS,
+                        help="JAX kernels (model.fast_paths): auto = the CPU fast paths here")
     parser.add_argument("--cpu-devices", type=int, default=1,
                         help="JAX: split the CPU into this many devices and shard the batch "
                              "over them (parallel.cpu_devices)")
@@ -102,7 +104,8 @@ def jax_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
     The train step is the trainer's (``DataParallel.wrap``: state replicated, batch sharded
     over the devices); inference and prediction keep their outputs sharded like the batch.
     """
-    model = FCN(NUM_CLASSES, variant=args.variant, width=args.width, rngs=nnx.Rngs(0))
+    model = FCN(NUM_CLASSES, variant=args.variant, width=args.width,
+                fast_paths=args.fast_paths, rngs=nnx.Rngs(0))
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)
     tx = optax.sgd(1e-3, momentum=0.9)
     parallel = DataParallel("mesh", 0 if cpu_devices_set_by_environment() else args.cpu_devices)
@@ -208,7 +211,7 @@ def main():
             faults[lib, phase].append(page_faults)
     ours = runners["JAX"]
     print(f"{args.variant}, width {args.width}, {args.size}x{args.size}, batch {args.batch}, "
-          f"fp32 | {cpu_name()}, {os.cpu_count()} cores | "
+          f"fp32, {backends.describe(args.fast_paths)} | {cpu_name()}, {os.cpu_count()} cores | "
           f"jax {jax.__version__} ({ours['devices']} {jax.default_backend().upper()} device(s), "
           f"XLA CPU pool: {os.cpu_count()} threads), "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads, OMP_WAIT_POLICY="
