@@ -98,17 +98,21 @@ def xla_buffer_bytes(compiled) -> int:
             - m.alias_size_in_bytes)
 
 
-def jax_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
+def jax_runners(args, images: np.ndarray, labels: np.ndarray, compute_dtype: str = "float32",
+                num_devices: int | None = None) -> dict:
     """JAX: compiled train step and inference as blocking callables, plus compile facts.
 
     The train step is the trainer's (``DataParallel.wrap``: state replicated, batch sharded
-    over the devices); inference and prediction keep their outputs sharded like the batch.
+    over the devices: ``num_devices``, by default ``--cpu-devices`` or all the environment
+    made); inference and prediction keep their outputs sharded like the batch.
     """
     model = FCN(NUM_CLASSES, variant=args.variant, width=args.width,
-                fast_paths=args.fast_paths, rngs=nnx.Rngs(0))
+                fast_paths=args.fast_paths, compute_dtype=compute_dtype, rngs=nnx.Rngs(0))
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)
     tx = optax.sgd(1e-3, momentum=0.9)
-    parallel = DataParallel("mesh", 0 if cpu_devices_set_by_environment() else args.cpu_devices)
+    if num_devices is None:
+        num_devices = 0 if cpu_devices_set_by_environment() else args.cpu_devices
+    parallel = DataParallel("mesh", num_devices)
     parallel.check_batch_size(args.batch, "--batch")
     state = parallel.put_replicated({"step": np.zeros((), np.int32), "params": params,
                                      "opt_state": tx.init(params),
@@ -147,33 +151,43 @@ def jax_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
             "infer_bytes": xla_buffer_bytes(infer_compiled)}
 
 
-def torch_runners(args, images: np.ndarray, labels: np.ndarray) -> dict:
-    """PyTorch: train step and inference as blocking callables."""
+def torch_runners(args, images: np.ndarray, labels: np.ndarray, device: str = "cpu",
+                  bfloat16: bool = False) -> dict:
+    """PyTorch: train step and inference as blocking callables, on ``device`` (``cuda``:
+    synchronised after each call), in float32 or under bfloat16 autocast."""
     torch = require_torch()
     from benchmarks.torch_fcn import TorchFCN
-    torch.set_num_threads(args.threads)
+    if device == "cpu":
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = TorchFCN(NUM_CLASSES, args.variant, args.width)
+    model = TorchFCN(NUM_CLASSES, args.variant, args.width).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    x = torch.from_numpy(images)
-    y = torch.from_numpy(labels.astype(np.int64))
+    x = torch.from_numpy(images).to(device)
+    y = torch.from_numpy(labels.astype(np.int64)).to(device)
+    autocast = torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bfloat16)
+    done = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def train_once():
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(model(x), y, ignore_index=255)
+        with autocast:
+            logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.float(), y, ignore_index=255)
         loss.backward()
         optimizer.step()
+        done()
 
     def infer_once():
         model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast:
             model(x)
+        done()
 
     def predict_once():
         model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast:
             model(x).argmax(1)
+        done()
 
     return {"train": train_once, "infer": infer_once, "predict": predict_once}
 

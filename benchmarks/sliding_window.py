@@ -29,7 +29,8 @@ from fcn_jax import weights
 from fcn_jax.data import objects
 from fcn_jax.models.classifier import (VGG16Classifier, from_torchvision, input_size,
                                        to_torchvision)
-from fcn_jax.models.fcn import FCN, RGB_MEAN, RGB_STD
+from fcn_jax import inputs
+from fcn_jax.models.fcn import FCN
 from fcn_jax.models.patch import PatchClassifier, naive_sliding_window, window_grid
 from fcn_jax.models.vgg import TRUNK_STRIDE
 
@@ -87,8 +88,7 @@ def vgg_net(weights_file: str = "") -> WindowNet:
         return nnx.merge(graphs[0], s[0])(crops)
 
     def dense(s, images):
-        fc7 = nnx.merge(graphs[1], s[1]).trunk((images.astype(jnp.float32) - RGB_MEAN)
-                                               / RGB_STD)["fc7"]
+        fc7 = nnx.merge(graphs[1], s[1]).trunk(inputs.normalized(images))["fc7"]
         return fc7 @ s[2][0] + s[2][1]
 
     window = input_size(model_config.fc6_kernel)

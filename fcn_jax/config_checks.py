@@ -13,6 +13,7 @@ import ml_collections
 from fcn_jax.class_balance import BALANCES
 from fcn_jax.data import BUILDERS
 from fcn_jax.backends import FAST_PATHS
+from fcn_jax.models import COMPUTE_DTYPES
 from fcn_jax.models.decoders import DECODERS
 from fcn_jax.models.fcn import VARIANT_STRIDES
 from fcn_jax.optim import SCHEDULES
@@ -43,6 +44,17 @@ def real(low: float, high: float | None = None, *, low_open: bool = False,
         return above and below
     left, right = "(" if low_open else "[", ")" if high_open or high is None else "]"
     return check, f"a number in {left}{low}, {'inf' if high is None else high}{right}"
+
+
+class RegisteredNames:
+    """"one of (...)" listing a registry's names when the message is written (decoders
+    registered after this module was imported included)."""
+
+    def __init__(self, registry: dict):
+        self.registry = registry
+
+    def __str__(self) -> str:
+        return f"one of {tuple(self.registry)}"
 
 
 def one_of(choices):
@@ -84,8 +96,9 @@ RULES = (
     ("model.fc_channels", *integer(0)),
     ("model.fc6_kernel", *integer(1)),
     ("model.dropout_rate", *real(0, 1, high_open=True)),
-    ("model.decoder", *one_of(DECODERS)),
+    ("model.decoder", lambda value: value in DECODERS, RegisteredNames(DECODERS)),
     ("model.fast_paths", *one_of(FAST_PATHS)),
+    ("model.compute_dtype", *one_of(COMPUTE_DTYPES)),
     ("model.skip_scales", lambda v: isinstance(v, (tuple, list)) and len(v) == 2
      and all(real(0)[0](s) for s in v), "a pair (pool4, pool3) of numbers >= 0"),
     ("loss.class_weights", non_negative_reals, "() or one number >= 0 per class"),

@@ -14,7 +14,8 @@ from flax import nnx
 from fcn_jax import weights
 from fcn_jax.models import caffe
 from fcn_jax.models.caffe import CaffeFCN
-from fcn_jax.models.fcn import FCN, RGB_MEAN, RGB_STD
+from fcn_jax.inputs import RGB_MEAN, RGB_STD
+from fcn_jax.models.fcn import FCN
 from tests import numpy_reference_fcn as ref
 
 WIDTH, CHANNELS, FC, CLASSES = 0.0625, (4, 8, 16, 32, 32), 16, 3

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fcn_jax import models, weights
+from fcn_jax import inputs, weights
 from fcn_jax.data import embedded, objects, objects_dataset
 from fcn_jax.models.classifier import VGG16Classifier, input_size, to_torchvision
 from fcn_jax.models.fcn import FCN
@@ -127,14 +127,14 @@ def test_convolutionalized_net_scores_the_classifiers_windows_at_stride_32():
     arrays = to_torchvision(classifier, weights.TORCHVISION_VGG16)
     fcn = convolutionalized(arrays, kernel)
     images = np.random.default_rng(1).integers(0, 256, (2, 96, 96, 3)).astype(np.uint8)
-    normalised = (images.astype(np.float32) - models.fcn.RGB_MEAN) / models.fcn.RGB_STD
+    normalised = (images.astype(np.float32) - inputs.RGB_MEAN) / inputs.RGB_STD
     fc7 = np.asarray(fcn.trunk(normalised)["fc7"])
     np.testing.assert_allclose(fc8_as_convolution(fc7[:, 1, 1], arrays),
                                np.asarray(classifier(images)), rtol=1e-4, atol=1e-4)
 
     large = np.random.default_rng(2).integers(0, 256, (1, 160, 224, 3)).astype(np.uint8)
-    features = fcn.trunk((large.astype(np.float32) - models.fcn.RGB_MEAN)
-                         / models.fcn.RGB_STD)
+    features = fcn.trunk((large.astype(np.float32) - inputs.RGB_MEAN)
+                         / inputs.RGB_STD)
     pool5, fc7 = np.asarray(features["pool5"][0]), np.asarray(features["fc7"][0])
     assert pool5.shape[:2] == (5, 7)
     np.testing.assert_allclose(fc8_as_convolution(fc7, arrays),

@@ -80,7 +80,7 @@ def test_learned_random_kernel_is_not_bilinear_and_learned_bilinear_starts_bilin
 
 def test_nearest_decoder_repeats_each_coarse_score_over_its_block():
     x = random_map((2, 3, 4, NUM_CLASSES))
-    got = np.asarray(decoders.NearestUpsample(8)(jnp.asarray(x), 20, 30))
+    got = np.asarray(decoders.NearestUpsample(NUM_CLASSES, 8)(jnp.asarray(x), 20, 30))
     want = np.zeros((2, 20, 30, NUM_CLASSES), np.float32)
     for i, j in np.ndindex(20, 30):
         want[:, i, j] = x[:, i // 8, j // 8]
@@ -89,8 +89,7 @@ def test_nearest_decoder_repeats_each_coarse_score_over_its_block():
 
 def test_bed_of_nails_stage_starts_as_linear_interpolation():
     x = random_map((1, 4, 5, NUM_CLASSES), seed=1)
-    layer = decoders.SparseUnpoolUpsample(NUM_CLASSES, 2, stride=2, use_switches=False,
-                                          rngs=nnx.Rngs(0))
+    layer = decoders.BedOfNailsUpsample(NUM_CLASSES, 2, stride=2, rngs=nnx.Rngs(0))
     got = np.asarray(layer(jnp.asarray(x), 8, 10))
     np.testing.assert_allclose(got[:, ::2, ::2], x, rtol=1e-6)
     np.testing.assert_allclose(got[:, 1:-1:2, ::2], (x[:, :-1] + x[:, 1:]) / 2, rtol=1e-5)
@@ -112,11 +111,9 @@ def test_max_unpool_stages_place_scores_at_the_switches_then_convolve():
     conv1 = rng.normal(size=(1, 11, 13, 5)).astype(np.float32)  # input of pool1
     conv2 = rng.normal(size=(1, 6, 7, 5)).astype(np.float32)    # input of pool2
     scores = rng.normal(size=(1, 3, 4, NUM_CLASSES)).astype(np.float32)
-    layer = decoders.SparseUnpoolUpsample(NUM_CLASSES, 4, stride=4, use_switches=True,
-                                          rngs=nnx.Rngs(0))
-    switches = {1: decoders.pooling_switches(jnp.asarray(conv1)),
-                2: decoders.pooling_switches(jnp.asarray(conv2))}
-    got = np.asarray(layer(jnp.asarray(scores), 11, 13, switches))
+    layer = decoders.MaxUnpoolUpsample(NUM_CLASSES, 4, stride=4, rngs=nnx.Rngs(0))
+    features = {"conv1": jnp.asarray(conv1), "conv2": jnp.asarray(conv2)}
+    got = np.asarray(layer(jnp.asarray(scores), 11, 13, features))
 
     x = scores
     for activation in (conv2, conv1):
@@ -131,8 +128,7 @@ def test_max_unpool_stages_place_scores_at_the_switches_then_convolve():
 
 
 def test_max_unpool_without_switches_names_the_missing_pool():
-    layer = decoders.SparseUnpoolUpsample(NUM_CLASSES, 2, stride=8, use_switches=True,
-                                          rngs=nnx.Rngs(0))
+    layer = decoders.MaxUnpoolUpsample(NUM_CLASSES, 2, stride=8, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="pool3"):
         layer(jnp.zeros((1, 2, 2, NUM_CLASSES)), 4, 4, {})
 

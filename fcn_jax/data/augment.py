@@ -8,10 +8,8 @@ of the net's stride, also with ignore labels, so every batch shape compiles once
 import numpy as np
 from PIL import Image
 
+from fcn_jax.inputs import PAD_RGB
 from fcn_jax.losses import IGNORE_LABEL
-
-# Image padding value: the RGB mean, which the model normalises to zero.
-PAD_RGB = np.array([124, 116, 104], np.uint8)
 
 
 def resize(image: np.ndarray, label: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:

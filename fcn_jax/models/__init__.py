@@ -6,12 +6,15 @@ from flax import nnx
 from fcn_jax.models.caffe import CaffeFCN
 from fcn_jax.models.fcn import FCN
 
+COMPUTE_DTYPES = ("float32", "bfloat16")  # model.compute_dtype
+
 
 def build(config: ml_collections.ConfigDict, num_classes: int, seed: int) -> FCN:
     """Build the FCN that ``config.model`` describes, initialised from ``seed``.
 
     ``model.caffe`` picks the reference release's layout (models.caffe.CaffeFCN);
-    ``model.fast_paths`` the kernels (backends.kernels).
+    ``model.fast_paths`` the kernels (backends.kernels); ``model.compute_dtype`` the dtype
+    of activations and convolutions (parameters stay float32).
     """
     m = config.model
     model_class = CaffeFCN if m.caffe else FCN
@@ -19,4 +22,4 @@ def build(config: ml_collections.ConfigDict, num_classes: int, seed: int) -> FCN
                        fc_channels=m.fc_channels or None, dropout_rate=m.dropout_rate,
                        decoder=m.decoder, skip_scales=tuple(m.skip_scales),
                        fc6_kernel=m.fc6_kernel, fast_paths=m.fast_paths,
-                       rngs=nnx.Rngs(params=seed))
+                       compute_dtype=m.compute_dtype, rngs=nnx.Rngs(params=seed))

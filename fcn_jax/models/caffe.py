@@ -13,35 +13,31 @@ expect (``config.model.caffe=True``):
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from fcn_jax.models.decoders import TRANSPOSED_CONV_DECODERS
+from fcn_jax import inputs
+from fcn_jax.models.decoders import DECODERS, is_transposed_conv
 from fcn_jax.models.fcn import FCN, FINAL_UPSAMPLING_NAMES
 from fcn_jax.ops import upsample as up
 
-BGR_MEAN = np.array([104.00699, 116.66877, 122.67892], np.float32)
 SKIP_CROP_OFFSETS = {"score_pool4": 5, "score_pool3": 9}
 OUTPUT_CROP_OFFSETS = {"fcn32s": 19, "fcn16s": 27, "fcn8s": 31}
-
-
-def caffe_input(images: jax.Array) -> jax.Array:
-    """RGB uint8 (or float 0..255) NHWC -> BGR float32 with the Caffe mean subtracted."""
-    return images.astype(jnp.float32)[..., ::-1] - BGR_MEAN
 
 
 class CaffeFCN(FCN):
     """FCN-32s/16s/8s with the reference release's padding, crops and input convention."""
 
     def __init__(self, num_classes: int, *, decoder: str = "bilinear", **kwargs):
-        if decoder not in TRANSPOSED_CONV_DECODERS:
+        if not is_transposed_conv(decoder):
+            choices = tuple(d for d in DECODERS if is_transposed_conv(d))
             raise ValueError(f"model.caffe=True needs a transposed-convolution decoder "
-                             f"{TRANSPOSED_CONV_DECODERS}, got model.decoder={decoder!r}")
+                             f"{choices}, got model.decoder={decoder!r}")
         super().__init__(num_classes, decoder=decoder, caffe_trunk=True, **kwargs)
 
     def __call__(self, images: jax.Array, *, dropout_keys: jax.Array | None = None) -> jax.Array:
         """uint8 (or float 0..255) RGB NHWC images -> float32 logits [B, H, W, num_classes]."""
         height, width = images.shape[1:3]
-        features = self.trunk(caffe_input(images), dropout_keys=dropout_keys)
+        features = self.trunk(inputs.caffe_input(images, self.trunk.dtype),
+                              dropout_keys=dropout_keys)
         score = self.score_fr(features["fc7"])
         if self.stride <= 16:
             skip = self.score_pool4(features["pool4"] * self.pool4_scale)
@@ -52,7 +48,7 @@ class CaffeFCN(FCN):
                                       SKIP_CROP_OFFSETS["score_pool3"])
         final = getattr(self, FINAL_UPSAMPLING_NAMES[self.variant])
         return up.crop(final.uncropped(score), OUTPUT_CROP_OFFSETS[self.variant],
-                       height, width)
+                       height, width).astype(jnp.float32)
 
     @staticmethod
     def fuse_cropped(coarse: jax.Array, upsample, skip: jax.Array, offset: int) -> jax.Array:

@@ -10,11 +10,10 @@ layout that enters the FCN through the same net surgery as torchvision's own wei
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from fcn_jax.models.fcn import RGB_MEAN, RGB_STD
+from fcn_jax import inputs
 from fcn_jax.models.vgg import FC6_KERNEL, TRUNK_STRIDE, VGG16, dropout, he_normal
 
 
@@ -48,7 +47,7 @@ class VGG16Classifier(nnx.Module):
             raise ValueError(f"the classifier takes {expected}x{expected} images (fc6 covers a "
                              f"{self.fc6_kernel}x{self.fc6_kernel} pool5 map); got "
                              f"{images.shape[1]}x{images.shape[2]}")
-        x = (images.astype(jnp.float32) - RGB_MEAN) / RGB_STD
+        x = inputs.normalized(images)
         pool5 = self.trunk.conv_features(x)["pool5"]
         flat = pool5.transpose(0, 3, 1, 2).reshape(pool5.shape[0], -1)  # torch's C, H, W order
         keys6 = keys7 = None

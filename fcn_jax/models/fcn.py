@@ -6,6 +6,8 @@ is upsampled to the input by a transposed convolution (kernel 2f, stride f, bili
 filter per class) and cropped so every input size gives logits of exactly that size; the
 ``decoder`` argument swaps every upsampling layer for an unpooling alternative (decoders.py).
 Score layers start at zero. "At-once" training scales pool4 by 0.01 and pool3 by 1e-4.
+With ``compute_dtype="bfloat16"`` every layer computes in bfloat16 from float32 parameters;
+the logits are returned as float32, so the softmax and the loss are float32.
 """
 
 import jax
@@ -13,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from fcn_jax.models.decoders import make_upsampler, pooling_switches
+from fcn_jax import inputs
+from fcn_jax.models.decoders import make_upsampler
 from fcn_jax.models.vgg import FC6_KERNEL, VGG16
 
 VARIANT_STRIDES = {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}
@@ -21,15 +24,14 @@ VARIANT_STRIDES = {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}
 FINAL_UPSAMPLING_NAMES = {"fcn32s": "upscore", "fcn16s": "upscore16", "fcn8s": "upscore8"}
 # Every upsampling layer's name (the 2x layers of the skip nets and the final one).
 UPSAMPLING_LAYERS = ("upscore2", "upscore_pool4", *FINAL_UPSAMPLING_NAMES.values())
-# Per-channel RGB mean and std (ImageNet) used to normalise uint8 images on device.
-RGB_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
-RGB_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
 
 
-def score_layer(in_channels: int, num_classes: int, rngs: nnx.Rngs) -> nnx.Conv:
-    """A zero-initialised 1x1 classifier (score_fr, score_pool4, score_pool3)."""
+def score_layer(in_channels: int, num_classes: int, trunk: VGG16, rngs: nnx.Rngs) -> nnx.Conv:
+    """A zero-initialised 1x1 classifier (score_fr, score_pool4, score_pool3), computing
+    with the trunk's kernels and dtype."""
     return nnx.Conv(in_channels, num_classes, (1, 1), kernel_init=nnx.initializers.zeros,
-                    bias_init=nnx.initializers.zeros, rngs=rngs)
+                    bias_init=nnx.initializers.zeros, dtype=trunk.dtype,
+                    conv_general_dilated=trunk.kernels.conv, rngs=rngs)
 
 
 class FCN(nnx.Module):
@@ -43,7 +45,7 @@ class FCN(nnx.Module):
                  fc_channels: int | None = None, dropout_rate: float = 0.5,
                  decoder: str = "bilinear", skip_scales: tuple = (1.0, 1.0),
                  caffe_trunk: bool = False, fc6_kernel: int = FC6_KERNEL,
-                 fast_paths: str = "auto", rngs: nnx.Rngs):
+                 fast_paths: str = "auto", compute_dtype: str = "float32", rngs: nnx.Rngs):
         if variant not in VARIANT_STRIDES:
             raise ValueError(f"model.variant={variant!r}: expected one of "
                              f"{sorted(VARIANT_STRIDES)}")
@@ -53,21 +55,24 @@ class FCN(nnx.Module):
         self.pool4_scale, self.pool3_scale = (float(s) for s in skip_scales)
         self.trunk = VGG16(width=width, fc_channels=fc_channels, dropout_rate=dropout_rate,
                            caffe=caffe_trunk, fc6_kernel=fc6_kernel, fast_paths=fast_paths,
-                           rngs=rngs)
+                           compute_dtype=compute_dtype, rngs=rngs)
         kernels = self.kernels = self.trunk.kernels
-        self.score_fr = score_layer(self.trunk.fc_channels, num_classes, rngs)
+        self.score_fr = score_layer(self.trunk.fc_channels, num_classes, self.trunk, rngs)
         stride = VARIANT_STRIDES[variant]
         if stride <= 16:
-            self.score_pool4 = score_layer(self.trunk.pool4_channels, num_classes, rngs)
+            self.score_pool4 = score_layer(self.trunk.pool4_channels, num_classes, self.trunk,
+                                           rngs)
             self.upscore2 = make_upsampler(decoder, num_classes, 2, stride=32, kernels=kernels,
-                                           rngs=rngs)
+                                           dtype=self.trunk.dtype, rngs=rngs)
         if stride <= 8:
-            self.score_pool3 = score_layer(self.trunk.pool3_channels, num_classes, rngs)
+            self.score_pool3 = score_layer(self.trunk.pool3_channels, num_classes, self.trunk,
+                                           rngs)
             self.upscore_pool4 = make_upsampler(decoder, num_classes, 2, stride=16,
-                                                 kernels=kernels, rngs=rngs)
+                                                 kernels=kernels, dtype=self.trunk.dtype,
+                                                 rngs=rngs)
         setattr(self, FINAL_UPSAMPLING_NAMES[variant],
                 make_upsampler(decoder, num_classes, stride, stride=stride, kernels=kernels,
-                               rngs=rngs))
+                               dtype=self.trunk.dtype, rngs=rngs))
 
     @property
     def stride(self) -> int:
@@ -77,27 +82,24 @@ class FCN(nnx.Module):
     def __call__(self, images: jax.Array, *, dropout_keys: jax.Array | None = None) -> jax.Array:
         """uint8 (or float 0..255) NHWC images -> float32 logits [B, H, W, num_classes]."""
         height, width = images.shape[1:3]
-        x = (images.astype(jnp.float32) - RGB_MEAN) / RGB_STD
+        x = inputs.normalized(images, self.trunk.dtype)
         features = self.trunk(x, dropout_keys=dropout_keys)
-        switches = None
-        if self.decoder == "max_unpool":
-            switches = {level: pooling_switches(features[f"conv{level}"]) for level in range(1, 6)}
         score = self.score_fr(features["fc7"])
         if self.stride <= 16:
             score = self.fuse(score, self.upscore2, self.score_pool4,
-                              features["pool4"] * self.pool4_scale, switches)
+                              features["pool4"] * self.pool4_scale, features)
         if self.stride <= 8:
             score = self.fuse(score, self.upscore_pool4, self.score_pool3,
-                              features["pool3"] * self.pool3_scale, switches)
+                              features["pool3"] * self.pool3_scale, features)
         final = getattr(self, FINAL_UPSAMPLING_NAMES[self.variant])
-        return final(score, height, width, switches)
+        return final(score, height, width, features).astype(jnp.float32)
 
     @staticmethod
     def fuse(coarse: jax.Array, upsample: nnx.Module, score: nnx.Conv, pool: jax.Array,
-             switches: dict | None) -> jax.Array:
+             features: dict) -> jax.Array:
         """Skip fusion: 2x upsampled coarse scores plus scores of a finer pooling layer."""
         skip = score(pool)
-        return upsample(coarse, skip.shape[1], skip.shape[2], switches) + skip
+        return upsample(coarse, skip.shape[1], skip.shape[2], features) + skip
 
 
 def upsampling_parameter_count(model: FCN) -> int:

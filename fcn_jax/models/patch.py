@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from fcn_jax.models.fcn import RGB_MEAN, RGB_STD
+from fcn_jax import inputs
 from fcn_jax.models.vgg import he_normal
 
 
@@ -47,7 +47,7 @@ class PatchClassifier(nnx.Module):
 
     def features(self, images: jax.Array) -> jax.Array:
         """The convolutional trunk on uint8 images of any size (no padding anywhere)."""
-        x = (images.astype(jnp.float32) - RGB_MEAN) / RGB_STD
+        x = inputs.normalized(images)
         for first, second in ((self.conv1_1, self.conv1_2), (self.conv2_1, self.conv2_2)):
             x = jax.nn.relu(second(jax.nn.relu(first(x))))
             x = nnx.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")

@@ -11,6 +11,8 @@ instead: conv1_1 padded by 100 pixels (so any input gives a valid fc6) and a VAL
 Dropout masks are drawn per example from per-example keys, so a data-parallel step draws the
 same masks however the batch is split over devices. Convolutions and pooling are the
 backend's (``backends.kernels``, ``model.fast_paths``), the same values either way.
+``compute_dtype`` (``model.compute_dtype``): the activations' and convolutions' dtype; the
+parameters stay float32 (bfloat16 = mixed precision).
 """
 
 import jax
@@ -48,9 +50,10 @@ class VGG16(nnx.Module):
 
     def __init__(self, *, width: float = 1.0, fc_channels: int | None = None,
                  dropout_rate: float = 0.5, caffe: bool = False, fc6_kernel: int = FC6_KERNEL,
-                 fast_paths: str = "auto", rngs: nnx.Rngs):
+                 fast_paths: str = "auto", compute_dtype: str = "float32", rngs: nnx.Rngs):
         self.dropout_rate = dropout_rate
         self.kernels = backends.kernels(fast_paths)
+        self.dtype = jnp.dtype(compute_dtype)
         blocks = []
         in_ch = 3
         for block, depth, channels in VGG16_BLOCKS:
@@ -59,7 +62,7 @@ class VGG16(nnx.Module):
             for name in names:
                 padding = CAFFE_CONV1_1_PADDING if caffe and name == "conv1_1" else "SAME"
                 setattr(self, name, nnx.Conv(in_ch, out_ch, (3, 3), padding=padding,
-                                             kernel_init=he_normal,
+                                             kernel_init=he_normal, dtype=self.dtype,
                                              conv_general_dilated=self.kernels.conv, rngs=rngs))
                 in_ch = out_ch
             blocks.append(names)
@@ -70,9 +73,9 @@ class VGG16(nnx.Module):
         self.fc_channels = fc_channels or scaled(FC_CHANNELS, width)
         self.fc6 = nnx.Conv(in_ch, self.fc_channels, (fc6_kernel, fc6_kernel),
                             padding="VALID" if caffe else "SAME", kernel_init=he_normal,
-                            conv_general_dilated=self.kernels.conv, rngs=rngs)
+                            dtype=self.dtype, conv_general_dilated=self.kernels.conv, rngs=rngs)
         self.fc7 = nnx.Conv(self.fc_channels, self.fc_channels, (1, 1), kernel_init=he_normal,
-                            conv_general_dilated=self.kernels.conv, rngs=rngs)
+                            dtype=self.dtype, conv_general_dilated=self.kernels.conv, rngs=rngs)
 
     def __call__(self, x: jax.Array, *, dropout_keys: jax.Array | None = None) -> dict:
         """Features the FCN heads read: pool3 (stride 8), pool4 (16), pool5 and fc7 (32).

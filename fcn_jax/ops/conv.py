@@ -113,7 +113,8 @@ def column_group_matmul(x: jax.Array, kernel: jax.Array, padding: tuple,
     windows = jnp.concatenate([x[:, :, k:k + (groups - 1) * group + 1:group]
                                for k in range(span)], axis=-1)  # [B, Hp, groups, span * C]
     cols = jnp.concatenate([windows[:, i:i + out_h] for i in range(kh)], axis=-1)
-    banded = jnp.einsum("kox,ixcp->ikcop", column_selection(group, kw), kernel)
+    banded = jnp.einsum("kox,ixcp->ikcop", column_selection(group, kw).astype(kernel.dtype),
+                        kernel)
     y = jnp.dot(cols, banded.reshape(kh * span * channels, group * out_channels))
     return y.reshape(batch, out_h, groups * group, out_channels)[:, :, :out_w]
 

@@ -131,7 +131,7 @@ def per_class_phases_bwd(residuals, grad):
     # One variadic reduction gives all four offsets' sums from a single read of ``grad`` (and
     # a single evaluation of whatever XLA fuses into it, e.g. the loss gradient).
     per_offset = jax.lax.reduce(
-        tuple(grad * taps[a, b][:, None, :, :] for a, b in offsets), (jnp.float32(0),) * 4,
+        tuple(grad * taps[a, b][:, None, :, :] for a, b in offsets), (jnp.zeros((), grad.dtype),) * 4,
         lambda xs, ys: tuple(u + v for u, v in zip(xs, ys)), (2, 4))  # 4 x [B, n+1, m+1, C]
     dx = sum(total[:, 1 - a:1 - a + height, 1 - b:1 - b + width]
              for (a, b), total in zip(offsets, per_offset))
