@@ -61,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help=f"width {TINY['width']}, {TINY['size']}x{TINY['size']}, batches "
                              f"{TINY['batches']}: checks the script, measures nothing")
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES)
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--modes", nargs="+", default=["mesh", "pmap"], choices=MODES)
     parser.add_argument("--steps", type=int, help="timed steps per row (default 10; tiny 2)")
     parser.add_argument("--fast-paths", default="auto", choices=backends.FAST_PATHS)
     parser.add_argument("--peak-tflops", type=float, default=0.0,
@@ -109,6 +109,7 @@ def batch_arrays(batch: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.n
 def train_row(model, mode: str, batch: int, args) -> dict:
     """Compile and time the trainer's step for one parallel mode: images/s, compile s, FLOPs."""
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)
+    params = jax.tree.map(np.array, params)  # host copies: the step donates its state
     tx = optax.sgd(1e-3, momentum=0.9)
     devices = math.gcd(batch, jax.device_count())  # every device takes whole examples
     parallel = DataParallel(mode, devices if mode == "mesh" else min(devices,

@@ -13,6 +13,7 @@ aliased inputs) and the temporaries alone.
 """
 
 import argparse
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -46,7 +47,7 @@ class PlainFlaxFCN8s(nnx.Module):
         fc = scaled(FC_CHANNELS, width)
         self.fc6 = nnx.Conv(in_ch, fc, (7, 7), padding="VALID", rngs=rngs)
         self.fc7 = nnx.Conv(fc, fc, (1, 1), rngs=rngs)
-        self.dropout = nnx.Dropout(0.5, rngs=rngs)
+        self.dropout = nnx.Dropout(0.5)
         self.score_fr = nnx.Conv(fc, num_classes, (1, 1), rngs=rngs)
         self.score_pool4 = nnx.Conv(scaled(512, width), num_classes, (1, 1), rngs=rngs)
         self.score_pool3 = nnx.Conv(scaled(256, width), num_classes, (1, 1), rngs=rngs)
@@ -58,8 +59,12 @@ class PlainFlaxFCN8s(nnx.Module):
                                          bilinear_kernel(factor, num_classes)), rngs=rngs)
         self.upscore2, self.upscore_pool4, self.upscore8 = (upsampler(f) for f in (2, 2, 8))
 
-    def __call__(self, images: jax.Array) -> jax.Array:
+    def __call__(self, images: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
+        """Logits; dropout (training) where ``dropout_key`` is given."""
         height, width = images.shape[1:3]
+        dropout = functools.partial(self.dropout, deterministic=dropout_key is None,
+                                    rngs=None if dropout_key is None else
+                                    nnx.Rngs(dropout=dropout_key))
         x = caffe_input(images)
         pools, index = [], 0
         for _, depth, _ in VGG16_BLOCKS:
@@ -68,8 +73,8 @@ class PlainFlaxFCN8s(nnx.Module):
                 index += 1
             x = nnx.max_pool(x, (2, 2), (2, 2), padding="SAME")  # ceil mode
             pools.append(x)
-        x = self.dropout(jax.nn.relu(self.fc6(x)))
-        x = self.dropout(jax.nn.relu(self.fc7(x)))
+        x = dropout(jax.nn.relu(self.fc6(x)))
+        x = dropout(jax.nn.relu(self.fc7(x)))
         score = self.upscore2(self.score_fr(x))
         for pool, layer, name in ((pools[3], self.score_pool4, "score_pool4"),
                                   (pools[2], self.score_pool3, "score_pool3")):
@@ -82,17 +87,16 @@ class PlainFlaxFCN8s(nnx.Module):
         return self.upscore8(score)[:, offset:offset + height, offset:offset + width]
 
 
-def compiled_sgd_step(model: nnx.Module, images, labels, dropout_keys=None):
-    """The train step (loss, gradients, momentum update) of ``model``, compiled for XLA:CPU
-    with the project's compiler options, never run."""
+def compiled_sgd_step(model: nnx.Module, images, labels, forward):
+    """The train step (loss, gradients, momentum update) of ``model``, whose logits in
+    training are ``forward(net, images)``, compiled with the project's compiler options."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     tx = optax.sgd(1e-3, momentum=0.9)
 
     def step(params, opt_state, images, labels):
         def loss(p):
             net = nnx.merge(graphdef, p, rest)
-            logits = (net(images, dropout_keys=dropout_keys) if dropout_keys is not None
-                      else net(images))
+            logits = forward(net, images)
             total, weight = losses.pixel_cross_entropy_terms(logits, labels)
             return total / jnp.maximum(weight, 1.0)
         grads = jax.grad(loss)(params)
@@ -114,16 +118,22 @@ def main(argv=None):
                          jnp.uint8)
     labels = jnp.asarray(rng.integers(0, NUM_CLASSES, images.shape[:3]), jnp.uint8)
     keys = jax.random.split(jax.random.PRNGKey(0), shape["batch"])
+
+    def ours(net, x):
+        return net(x, dropout_keys=keys)
+
+    def plain(net, x):
+        return net(x, dropout_key=keys[0])
     print(f"Caffe-layout FCN-8s train step, width {shape['width']}, batch {shape['batch']}, "
           f"{shape['size']}x{shape['size']}, {jax.default_backend()} (compiled, not run)\n")
     print("| net | XLA buffers MiB | temporaries MiB |\n|---|---|---|")
     nets = {f"fcn_jax, fast_paths={setting} ({backends.kernels(setting).name})":
             (CaffeFCN(NUM_CLASSES, variant="fcn8s", width=shape["width"], fast_paths=setting,
-                      rngs=nnx.Rngs(0)), keys) for setting in backends.FAST_PATHS}
+                      rngs=nnx.Rngs(0)), ours) for setting in backends.FAST_PATHS}
     nets["plain Flax (nnx.Conv, nnx.max_pool, nnx.ConvTranspose)"] = (
-        PlainFlaxFCN8s(NUM_CLASSES, shape["width"], nnx.Rngs(0)), None)
-    for name, (model, dropout_keys) in nets.items():
-        compiled = compiled_sgd_step(model, images, labels, dropout_keys)
+        PlainFlaxFCN8s(NUM_CLASSES, shape["width"], nnx.Rngs(0)), plain)
+    for name, (model, forward) in nets.items():
+        compiled = compiled_sgd_step(model, images, labels, forward)
         temp = compiled.memory_analysis().temp_size_in_bytes
         print(f"| {name} | {xla_buffer_bytes(compiled) / 2**20:.0f} | {temp / 2**20:.0f} |")
 

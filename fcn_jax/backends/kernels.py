@@ -25,7 +25,8 @@ class Kernels:
     conv: Callable  # a drop-in for lax.conv_general_dilated (nnx.Conv's conv_general_dilated)
     max_pool: Callable  # 2x2, stride 2, ceil mode: [B, H, W, C] -> [B, ceil(H/2), ceil(W/2), C]
     transposed_conv: Callable  # (x, kernel [2f, 2f, C, O], f) -> [B, (H+1)f, (W+1)f, O]
-    per_class_transposed_conv: Callable  # the same for a channel-diagonal kernel
+    per_class_transposed_conv: Callable  # the same for a channel-diagonal kernel (may read
+    #                                      only the diagonal)
     class_predictions: Callable  # logits [..., C] -> int32 labels, first maximum
 
 
@@ -34,6 +35,6 @@ PLAIN_KERNELS = Kernels(
     conv=lax.conv_general_dilated,
     max_pool=pool.reduce_window_max_pool,
     transposed_conv=up.lax_transposed_conv,
-    per_class_transposed_conv=up.per_class_lax_transposed_conv,
+    per_class_transposed_conv=up.lax_transposed_conv,  # the zeros off the diagonal included
     class_predictions=lambda logits: jnp.argmax(logits, axis=-1).astype(jnp.int32),
 )
