@@ -25,7 +25,7 @@ import numpy as np
 from flax import nnx
 
 from configs import classifier as classifier_config
-from fcn_jax import weights
+from fcn_jax.models import pretrained
 from fcn_jax.data import objects
 from fcn_jax.models.classifier import (VGG16Classifier, from_torchvision, input_size,
                                        to_torchvision)
@@ -76,10 +76,10 @@ def vgg_net(weights_file: str = "") -> WindowNet:
              "fc6_kernel": model_config.fc6_kernel}
     classifier = VGG16Classifier(objects.NUM_CLASSES, **shape, rngs=nnx.Rngs(params=0))
     if weights_file:
-        from_torchvision(classifier, weights.read_arrays(weights_file), weights.TORCHVISION_VGG16)
-    arrays = to_torchvision(classifier, weights.TORCHVISION_VGG16)
+        from_torchvision(classifier, pretrained.read_arrays(weights_file), pretrained.TORCHVISION_VGG16)
+    arrays = to_torchvision(classifier, pretrained.TORCHVISION_VGG16)
     fcn = FCN(objects.NUM_CLASSES, variant="fcn32s", **shape, rngs=nnx.Rngs(params=0))
-    weights.load_reference(fcn, arrays)
+    pretrained.load_reference(fcn, arrays)
     fc8 = (jnp.asarray(arrays["classifier.6.weight"].T), jnp.asarray(arrays["classifier.6.bias"]))
     graphs = (nnx.graphdef(classifier), nnx.graphdef(fcn))
     state = (nnx.state(classifier), nnx.state(fcn), fc8)

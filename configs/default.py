@@ -53,7 +53,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.caffe = False                 # True: the reference release's layout (models/caffe.py)
     c.model.fast_paths = "auto"           # auto: CPU fast kernels on the CPU backend only | off
     c.model.compute_dtype = "float32"     # float32 | bfloat16 (float32 params, optimiser, loss)
-    c.model.init_from = ""                # weight file or checkpoint workdir (fcn_jax/weights.py)
+    c.model.init_from = ""                # weight file or checkpoint workdir (fcn_jax/models/pretrained.py)
     c.model.init_convention = "auto"      # input convention of init_from: auto|caffe|torchvision
 
     c.loss = ml_collections.ConfigDict()
@@ -227,12 +227,20 @@ def data_size_sweep() -> list[dict]:
                           sweeps.sweep("seed", STUDY_SEEDS), [FROM_CLASSIFIER_500])
 
 
+def precision_sweep() -> list[dict]:
+    """Mixed precision (not an ablation of the paper): FCN-8s from the classifier computing in
+    float32 or bfloat16 (float32 parameters, optimiser and loss), the default recipe for 500
+    steps, five seeds."""
+    return sweeps.product(sweeps.sweep("model.compute_dtype", ["float32", "bfloat16"]),
+                          sweeps.sweep("seed", STUDY_SEEDS), [FROM_CLASSIFIER_500])
+
+
 # Named sweeps for ``python -m experiments.sweep --config configs/default.py --sweep NAME``.
 SWEEPS = {"lr_decoder": lr_decoder_sweep, "variant_seed": variant_seed_sweep,
           "pretraining": pretraining_sweep, "sgd_lr": sgd_lr_sweep, "skips": skips_sweep,
           "upsampling": upsampling_sweep, "loss_sampling": loss_sampling_sweep,
           "balancing": balancing_sweep, "augmentation": augmentation_sweep,
-          "data_size": data_size_sweep}
+          "data_size": data_size_sweep, "precision": precision_sweep}
 
 # Studies (fcn_jax/sweeps.py): the reference arm and the paper's claims, for experiments.report.
 STUDIES = {
@@ -263,6 +271,11 @@ STUDIES = {
                     "paper": "augmenting by mirroring and jittering yields no noticeable "
                              "improvement (4.4); here mirroring and rescaling, the crop's "
                              "translation kept"}]},
+    "precision": {
+        "reference": {"model.compute_dtype": "float32"},
+        "claims": [{"arm": {"model.compute_dtype": "bfloat16"}, "expect": "same",
+                    "paper": "not a claim of the paper (its nets trained in float32): bfloat16 "
+                             "compute is expected to leave accuracy unchanged"}]},
     "data_size": {
         "reference": {"data.train_examples": 131},
         "claims": [{"arm": {"data.train_examples": 1000}, "expect": "higher",

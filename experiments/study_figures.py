@@ -8,7 +8,7 @@ import os
 import ml_collections
 import numpy as np
 
-from fcn_jax import data, metrics, sweeps, train, viz
+from fcn_jax import data, metrics, run, sweeps, viz
 from fcn_jax.data import pipeline
 
 FIGURE_IMAGES = 4  # rows of the prediction grid: the first images of the evaluation split
@@ -34,7 +34,7 @@ def prediction_grid(path: str, sweep_dir: str, manifest: dict, columns: dict) ->
     predictions, examples, trainer = {}, None, None
     for title, trial in columns.items():
         config = trial_config(manifest, trial["overrides"])
-        trainer, state = train.restore_latest(config, os.path.join(sweep_dir, trial["name"]))
+        trainer, state = run.restore_latest(config, os.path.join(sweep_dir, trial["name"]))
         examples = examples or trainer.first_eval_examples(FIGURE_IMAGES)
         predictions[title] = trainer.predict_examples(state["params"], examples)
     viz.save_prediction_grid(path, [i for i, _ in examples], [label for _, label in examples],

@@ -146,6 +146,14 @@ class Checkpointer:
         except Exception as error:  # tensorstore, JSON and orbax errors of damaged files
             raise self.unreadable_error(template, step, error) from None
 
+    def read_params(self) -> tuple[dict, int]:
+        """The latest checkpoint's parameters as a nested dict of numpy arrays (no template:
+        any net's), and its step; a workdir without a checkpoint is a FileNotFoundError."""
+        step = self.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        return jax.tree.map(np.asarray, self.manager.restore(step)["params"]), step
+
     def read(self, template, step: int):
         self.check_compatible(template, step)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)

@@ -1,12 +1,13 @@
-"""Command line: score a checkpoint or a weight file and add it as a row of a results table
-(FCN paper, section 5: the four metrics; the layout of Table 2).
+"""Scoring: a checkpoint or a weight file into the paper's metrics (FCN paper, section 5: the
+four metrics; the layout of Table 2); ``results.json`` of a run (``finish``); and the command
+that adds a score as a row of a results table.
 
     python -m fcn_jax.evaluate --config configs/voc.py:fcn8s --source workdirs/voc/fcn8s \\
         --name FCN-8s --table results/voc
 
 ``--source`` is a training workdir (its latest checkpoint is scored; without ``--config``,
 with the config it was trained with, from its config.json) or a weight file
-(fcn_jax/weights.py, e.g. released FCN weights; ``--config`` required). Fields can be
+(fcn_jax/models/pretrained.py, e.g. released FCN weights; ``--config`` required). Fields can be
 overridden with ``--config.KEY=VALUE``. The row ``--name`` is added to, or replaced
 in, ``TABLE/results.json`` and ``TABLE/results.md`` (net | pixel acc | mean acc | mean IU |
 f.w. IU, in percent, on ``config.data.eval_split``: seg11valid for configs/voc.py).
@@ -17,10 +18,55 @@ import os
 
 from absl import flags, logging
 
-from fcn_jax import config_cli, metrics, train
+import ml_collections
+import numpy as np
+
+from fcn_jax import config_cli, metrics
+from fcn_jax.run import Run, restore_latest
 from fcn_jax.workdir import ensure_writable, write_json, write_text
 
 COLUMNS = dict(metrics.PAPER_METRICS)
+
+
+def summary(result: dict) -> dict:
+    """The four paper metrics of a metrics dict, as percentages."""
+    return {k: round(100 * result[k], 2) for k, _ in metrics.PAPER_METRICS}
+
+
+def finish(config: ml_collections.ConfigDict, workdir: str, result: dict, is_chief: bool) -> dict:
+    """Write ``results.json`` with the final metrics beside the majority-class baseline."""
+    payload = {"split": config.data.eval_split, "step": config.train.num_steps,
+               **report(result), "per_class_iu": result["per_class_iu"],
+               "confusion": result["confusion"]}
+    if is_chief:
+        write_json(os.path.join(workdir, "results.json"), payload)
+    return payload
+
+
+def report(result: dict) -> dict:
+    """The paper metrics, boundary F and the majority-class baseline of an evaluation."""
+    return {"metrics": summary(result), "boundary_f": round(100 * result["boundary_f"], 2),
+            "majority_baseline": summary(metrics.majority_baseline(np.asarray(result["confusion"])))}
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Score the latest checkpoint of ``workdir`` on ``config.data.eval_split``."""
+    run, state = restore_latest(config, workdir)
+    return score(run, state["params"], int(state["step"]))
+
+
+def evaluate_weights(config: ml_collections.ConfigDict, path: str) -> dict:
+    """Score a weight file (fcn_jax/models/pretrained.py: VGG16 or released FCN weights) on
+    ``config.data.eval_split``; nothing is written."""
+    run = Run(config, "", init_from=path)
+    return score(run, run.state["params"], None)
+
+
+def score(run: Run, host_params, step: int | None) -> dict:
+    """The four paper metrics, boundary F and the majority baseline of ``host_params``."""
+    split = run.config.data.eval_split
+    result = run.evaluate(run.parallel.put_replicated(host_params), split)
+    return {"split": split, "step": step, **report(result)}
 
 
 def score_source(config, source: str) -> dict:
@@ -28,8 +74,8 @@ def score_source(config, source: str) -> dict:
     if not os.path.exists(source):
         raise FileNotFoundError(f"--source {source}: no such training workdir or weight file")
     if os.path.isdir(source):
-        return train.evaluate_checkpoint(config, source)
-    return train.evaluate_weights(config, source)
+        return evaluate_checkpoint(config, source)
+    return evaluate_weights(config, source)
 
 
 def markdown(table: dict) -> str:

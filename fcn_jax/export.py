@@ -30,7 +30,8 @@ import numpy as np
 from flax import nnx
 from safetensors.numpy import save_file
 
-from fcn_jax import cli, config_cli, weights
+from fcn_jax import cli, config_cli
+from fcn_jax.models import pretrained
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.models.vgg import TRUNK_STRIDE
 from fcn_jax.predict import class_names, trained_model
@@ -73,7 +74,7 @@ def export_workdir(workdir: str, out: str, overwrite: bool = False) -> dict:
                               "or pass --overwrite")
     config = config_cli.workdir_config(workdir, has_config_flag=False)
     model, num_classes = trained_model(workdir, config)
-    arrays = weights.reference_arrays(model)
+    arrays = pretrained.reference_arrays(model)
     checkpointer = Checkpointer(workdir, create=False)
     step = checkpointer.latest_step()
     checkpointer.close()

@@ -1,7 +1,7 @@
 """Command line: check a weight file against a config's model, optionally re-save it as .npz.
 
 ``python -m fcn_jax.import_weights --config configs/voc.py:fcn32s --weights vgg16.pth
-[--npz vgg16.npz]`` loads the file into the model the config describes (fcn_jax/weights.py:
+[--npz vgg16.npz]`` loads the file into the model the config describes (fcn_jax/models/pretrained.py:
 layouts, net surgery, input convention), prints what was loaded, dropped and left at its
 initialisation, or the list of mismatches. ``--npz`` writes the file's arrays unchanged, so a
 .pth needs torch once and never again. Training then starts from it with
@@ -13,7 +13,8 @@ import os
 import numpy as np
 from absl import flags
 
-from fcn_jax import config_cli, models, weights
+from fcn_jax import config_cli, models
+from fcn_jax.models import pretrained
 
 FLAGS = flags.FLAGS
 
@@ -31,8 +32,8 @@ def define_flags() -> None:
 def main(argv):
     config = config_cli.resolve(FLAGS.config, argv)
     model = models.build(config, FLAGS.num_classes, seed=0)
-    arrays = weights.read_arrays(FLAGS.weights)
-    report = weights.load_reference(model, arrays, convention=config.model.init_convention,
+    arrays = pretrained.read_arrays(FLAGS.weights)
+    report = pretrained.load_reference(model, arrays, convention=config.model.init_convention,
                                     source=FLAGS.weights)
     for key, value in report.items():
         print(f"{key}: {value if isinstance(value, str) else ', '.join(value) or '-'}")

@@ -14,7 +14,7 @@ import json
 
 from absl import flags, logging
 
-from fcn_jax import backends, config_cli, distributed, train
+from fcn_jax import backends, config_cli, distributed, evaluate, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", None, "Config file, e.g. configs/default.py:fcn8s; default: the "
@@ -38,7 +38,7 @@ def main(argv):
     if FLAGS.mode == "train":
         result = train.train_and_evaluate(config, FLAGS.workdir)
     else:
-        result = train.evaluate_checkpoint(config, FLAGS.workdir)
+        result = evaluate.evaluate_checkpoint(config, FLAGS.workdir)
     summary = {k: result[k] for k in ("split", "step", "metrics", "majority_baseline")}
     print(json.dumps(summary, indent=2))
 

@@ -100,3 +100,12 @@ def boundary_f_score(counts) -> dict:
     else:
         f_score = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"boundary_precision": precision, "boundary_recall": recall, "boundary_f": f_score}
+
+
+def majority_baseline(hist: np.ndarray) -> dict:
+    """Metrics of predicting the most frequent ground-truth class everywhere."""
+    hist = np.asarray(hist)
+    gt_total = hist.sum(axis=1)
+    baseline = np.zeros_like(hist)
+    baseline[:, int(np.argmax(gt_total))] = gt_total
+    return segmentation_metrics(baseline)

@@ -27,7 +27,8 @@ import numpy as np
 from flax import nnx
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from fcn_jax import backends, cli, config_checks, config_cli, models, steps, viz, weights
+from fcn_jax import backends, cli, config_checks, config_cli, models, steps, viz
+from fcn_jax.models import pretrained
 from fcn_jax.data import augment, pipeline
 from fcn_jax.inference import InferenceOptions
 from fcn_jax.models.vgg import TRUNK_STRIDE
@@ -90,10 +91,10 @@ def read_image(path: str, check_only: bool = False) -> np.ndarray | None:
 def trained_model(workdir: str, config) -> tuple[nnx.Module, int]:
     """The net ``config`` describes with the latest checkpoint of ``workdir`` loaded; the
     number of classes (read from its score layer)."""
-    arrays = weights.read_checkpoint_params(workdir)
+    arrays = pretrained.read_checkpoint_params(workdir)
     num_classes = int(arrays["score_fr.bias"].shape[0])
     model = models.build(config, num_classes, config.seed)
-    weights.load_previous_stage(model, arrays, workdir)
+    pretrained.load_previous_stage(model, arrays, workdir)
     return model, num_classes
 
 

@@ -28,7 +28,7 @@ from fcn_jax import backends, config_checks, config_cli, data, optim, steps
 from fcn_jax.data import objects, objects_dataset
 from fcn_jax.models.classifier import VGG16Classifier, input_size, to_torchvision
 from fcn_jax.parallel import DataParallel
-from fcn_jax.weights import TORCHVISION_VGG16
+from fcn_jax.models.pretrained import TORCHVISION_VGG16
 from fcn_jax.workdir import WorkdirLock, ensure_writable, write_json
 from fcn_jax.writer import MetricWriter
 

@@ -1,160 +1,29 @@
-"""Training and evaluation loops (FCN paper, section 4.3: end-to-end, whole-image training).
+"""The training loop (FCN paper, section 4.3: end-to-end, whole-image training).
 
-``train_and_evaluate(config, workdir)`` trains with periodic evaluation, logs to
+``train_and_evaluate(config, workdir)`` trains a ``run.Run`` with periodic evaluation, logs to
 ``metrics.jsonl`` and TensorBoard, renders prediction overlays, checkpoints with orbax and
 resumes automatically: running the same command again continues from the latest checkpoint
-(model, optimiser, step, RNG; the data position is the step).
+(model, optimiser, step, RNG; the data position is the step). The final scores are written
+by ``evaluate.finish``.
 """
 
 import contextlib
-import functools
 import json
 import os
 
 import jax
 import ml_collections
 import numpy as np
-from flax import nnx
 from tqdm import tqdm
 
-from fcn_jax import (backends, class_balance, config_checks, data, metrics, models, optim,
-                     steps, viz, weights)
-from fcn_jax.checkpoint import Checkpointer, ModelMismatch
-from fcn_jax.data import augment, pipeline
-from fcn_jax.inference import InferenceOptions
-from fcn_jax.models.vgg import TRUNK_STRIDE
-from fcn_jax.parallel import DataParallel
+from fcn_jax import backends, config_checks, evaluate, metrics
+from fcn_jax.checkpoint import Checkpointer
+from fcn_jax.data import pipeline
 from fcn_jax.preemption import Preempted, StopRequests
+from fcn_jax.run import Run, restore_checked
 from fcn_jax.step_clock import StepClock
-from fcn_jax.workdir import WorkdirLock, config_differences, ensure_writable, write_json
+from fcn_jax.workdir import WorkdirLock, ensure_writable, write_json
 from fcn_jax.writer import MetricWriter
-
-
-class Trainer:
-    """Everything one run needs: data, model pieces, optimiser, compiled steps, state.
-
-    ``init_from``: a weight file or a previous stage's workdir loaded into the fresh model
-    (fcn_jax/weights.py); "" keeps the random initialisation.
-    """
-
-    def __init__(self, config: ml_collections.ConfigDict, workdir: str, init_from: str = ""):
-        self.config = config
-        self.workdir = workdir
-        self.dataset = data.build(config)
-        self.num_classes = self.dataset.num_classes
-        self.train_source = data.first_examples(self.dataset.split(config.data.train_split),
-                                                config.data.train_examples,
-                                                "data.train_examples")
-        self.parallel = DataParallel(config.parallel.mode, config.parallel.num_devices)
-        self.local_batch = self.parallel.check_batch_size(config.train.batch_size)
-        self.eval_local_batch = self.parallel.check_batch_size(config.eval.batch_size,
-                                                               "eval.batch_size")
-        model = models.build(config, self.num_classes, config.seed)
-        if init_from:
-            report = weights.initialise(model, init_from, config.model.init_convention)
-            print(f"initialised from {init_from} ({report['layout']}): "
-                  f"{len(report['loaded'])} arrays loaded; dropped: "
-                  f"{', '.join(report['discarded']) or '-'}; left at their initialisation: "
-                  f"{', '.join(report['kept_init']) or '-'}")
-        self.graphdef, params, self.constants = nnx.split(model, nnx.Param, ...)
-        self.schedule = optim.learning_rate_schedule(config.optim, config.train.num_steps)
-        tx = optim.build(config.optim, config.train.num_steps)
-        self.state = {"step": np.zeros((), np.int32), "params": params,
-                      "opt_state": tx.init(params), "rng": jax.random.PRNGKey(config.seed)}
-        self.class_weights = self.loss_class_weights(config.loss)
-        pieces = {"graphdef": self.graphdef, "constants": self.constants,
-                  "num_classes": self.num_classes}
-        self.train_step = self.parallel.wrap(
-            functools.partial(steps.train_step, tx=tx, normalize_loss=config.loss.normalize,
-                              class_weights=self.class_weights,
-                              sampling_rate=config.loss.sampling_rate, **pieces),
-            num_args=2, donate=(0,))
-        options = InferenceOptions.from_config(config.eval, augment.PAD_RGB)
-        self.eval_step = self.parallel.wrap(
-            functools.partial(steps.eval_step, options=options, **pieces), num_args=3)
-        self.predict = jax.jit(functools.partial(steps.predict, graphdef=self.graphdef,
-                                                 constants=self.constants, options=options),
-                               compiler_options=backends.compiler_options())
-
-    def loss_class_weights(self, loss: ml_collections.ConfigDict) -> tuple[float, ...] | None:
-        """The loss's class weights: ``loss.class_weights`` as given, or with
-        ``loss.balance="median_frequency"`` computed from the training split's labels (4.4)."""
-        given = tuple(loss.class_weights) or None
-        if loss.balance == "median_frequency":
-            if given is not None:
-                raise ValueError("loss.balance='median_frequency' computes the class weights: "
-                                 "leave loss.class_weights=() or set loss.balance='none'")
-            source = self.train_source
-            labels = (pipeline.decode(source[i])[1] for i in range(len(source)))
-            counts = class_balance.label_counts(labels, self.num_classes)
-            weights_ = class_balance.median_frequency_weights(*counts)
-            print("median-frequency class weights: "
-                  + ", ".join(f"{w:.3f}" for w in weights_))
-            return weights_
-        if given is not None and len(given) != self.num_classes:
-            raise ValueError(f"loss.class_weights has {len(given)} entries; the "
-                             f"dataset has {self.num_classes} classes")
-        return given
-
-    def evaluate(self, params, split: str) -> dict:
-        """The paper's metrics and the boundary F-score over a whole split (params replicated).
-
-        Images are padded to a multiple of the trunk's stride, except in the Caffe layout,
-        which takes any size: there each batch is padded only to its largest image (with
-        eval.batch_size 1, every image is scored at its own size, as the reference's).
-        """
-        totals = self.parallel.put_replicated(
-            {"confusion": np.zeros((self.num_classes, self.num_classes), np.int32),
-             "boundary": np.zeros(4, np.int32)})
-        stride = 1 if self.config.model.caffe else TRUNK_STRIDE
-        for batch in pipeline.eval_batches(self.dataset.split(split),
-                                           local_batch=self.eval_local_batch, stride=stride):
-            totals = self.eval_step(params, self.parallel.put_batch(batch), totals)
-        totals = self.parallel.get_replicated(totals)
-        hist = np.asarray(totals["confusion"], np.int64)
-        result = metrics.segmentation_metrics(hist)
-        result.update(metrics.boundary_f_score(totals["boundary"]))
-        result["confusion"] = hist.tolist()
-        return result
-
-    def first_eval_examples(self, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The first ``count`` (image, label) pairs of the evaluation split, decoded."""
-        source = self.dataset.split(self.config.data.eval_split)
-        return [pipeline.decode(source[i]) for i in range(min(count, len(source)))]
-
-    def predict_examples(self, host_params, examples: list) -> list[np.ndarray]:
-        """Whole-image predictions of (image, label) pairs, each cropped to its image."""
-        batch = pipeline.pad_batch(examples, TRUNK_STRIDE, len(examples))
-        pred = np.asarray(self.predict(host_params, batch["image"]))
-        return [p[:label.shape[0], :label.shape[1]] for p, (_, label) in zip(pred, examples)]
-
-    def save_overlays(self, host_params, step: int) -> str | None:
-        """Render image | ground truth | prediction for the first validation images, titled,
-        with a legend of the class names; the PNG's path (None when there are none)."""
-        examples = self.first_eval_examples(self.config.train.num_overlays)
-        if not examples:
-            return None
-        path = os.path.join(self.workdir, "overlays", f"step_{step:06d}.png")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        predictions = self.predict_examples(host_params, examples)
-        viz.save_prediction_grid(path, [i for i, _ in examples], [label for _, label in examples],
-                                 {f"prediction, step {step}": predictions}, self.num_classes,
-                                 class_names=list(self.dataset.class_names))
-        return path
-
-
-def majority_baseline(hist: np.ndarray) -> dict:
-    """Metrics of predicting the most frequent ground-truth class everywhere."""
-    hist = np.asarray(hist)
-    gt_total = hist.sum(axis=1)
-    baseline = np.zeros_like(hist)
-    baseline[:, int(np.argmax(gt_total))] = gt_total
-    return metrics.segmentation_metrics(baseline)
-
-
-def summary(result: dict) -> dict:
-    """The four paper metrics of a metrics dict, as percentages."""
-    return {k: round(100 * result[k], 2) for k, _ in metrics.PAPER_METRICS}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -175,7 +44,7 @@ def train_locked(config: ml_collections.ConfigDict, workdir: str, is_chief: bool
     checkpointer = Checkpointer(workdir, config.train.max_checkpoints)
     try:
         resuming = checkpointer.latest_step() is not None
-        trainer = Trainer(config, workdir, init_from="" if resuming else config.model.init_from)
+        trainer = Run(config, workdir, init_from="" if resuming else config.model.init_from)
         state = trainer.state
         if resuming:
             state = restore_checked(checkpointer, state, config, workdir)
@@ -190,7 +59,7 @@ def train_locked(config: ml_collections.ConfigDict, workdir: str, is_chief: bool
         checkpointer.close()
     if final is None:  # the workdir held a finished run: score it again
         final = trainer.evaluate(device_state["params"], config.data.eval_split)
-    return finish(config, workdir, final, is_chief)
+    return evaluate.finish(config, workdir, final, is_chief)
 
 
 class GoodCheckpoints:
@@ -247,7 +116,7 @@ class GoodCheckpoints:
                                      f"stopped without saving. {self.advice()}")
 
 
-def train_loop(trainer: Trainer, state: dict, checkpointer: Checkpointer,
+def train_loop(trainer: Run, state: dict, checkpointer: Checkpointer,
                is_chief: bool) -> tuple[dict | None, dict]:
     """Steps from ``state`` to ``train.num_steps`` with logging, evaluation, checkpoints and
     stopping on SIGTERM/SIGINT; the last evaluation (None if no step ran) and the state."""
@@ -297,7 +166,7 @@ def train_loop(trainer: Trainer, state: dict, checkpointer: Checkpointer,
                                 trainer.parallel.get_replicated(device_state["params"]), step))
                     writer.write(step, "eval", {**{k: v for k, v in final.items()
                                                    if k != "confusion"}, **timed})
-                    progress.write(f"step {step}: {config.data.eval_split} {summary(final)}")
+                    progress.write(f"step {step}: {config.data.eval_split} {evaluate.summary(final)}")
                 last = step == num_steps or stop.requested
                 if step % config.train.checkpoint_every == 0 or last:
                     with clock.pause(device_state):
@@ -326,69 +195,3 @@ def train_scalars(logged: list[dict], steps_per_sec: float | None,
     return {"loss": float(np.mean([m["loss"] for m in logged])),
             "pixel_acc": train_metrics["pixel_acc"], "mean_iu": train_metrics["mean_iu"],
             "learning_rate": learning_rate, "steps_per_sec": steps_per_sec}
-
-
-def finish(config: ml_collections.ConfigDict, workdir: str, result: dict, is_chief: bool) -> dict:
-    """Write ``results.json`` with the final metrics beside the majority-class baseline."""
-    payload = {"split": config.data.eval_split, "step": config.train.num_steps,
-               **report(result), "per_class_iu": result["per_class_iu"],
-               "confusion": result["confusion"]}
-    if is_chief:
-        write_json(os.path.join(workdir, "results.json"), payload)
-    return payload
-
-
-def report(result: dict) -> dict:
-    """The paper metrics, boundary F and the majority-class baseline of an evaluation."""
-    return {"metrics": summary(result), "boundary_f": round(100 * result["boundary_f"], 2),
-            "majority_baseline": summary(majority_baseline(np.asarray(result["confusion"])))}
-
-
-def restore_checked(checkpointer: Checkpointer, template, config: ml_collections.ConfigDict,
-                    workdir: str):
-    """The latest checkpoint restored into ``template``; for a checkpoint of another net, the
-    error names first the fields where ``config`` differs from the workdir's config.json."""
-    try:
-        return checkpointer.restore(template)
-    except ModelMismatch as error:
-        differing = config_differences(workdir, config)
-        if not differing:
-            raise
-        raise ModelMismatch(f"{workdir} was trained with another config ("
-                            + "; ".join(differing[:6])
-                            + (f"; and {len(differing) - 6} more" if len(differing) > 6 else "")
-                            + f"): pass the same values, or --config left out to use its "
-                            f"config.json. {error}") from None
-
-
-def restore_latest(config: ml_collections.ConfigDict, workdir: str) -> tuple[Trainer, dict]:
-    """A Trainer for ``config`` and the latest checkpointed state of ``workdir``."""
-    config_checks.validate(config)
-    checkpointer = Checkpointer(workdir, config.train.max_checkpoints, create=False)
-    try:
-        trainer = Trainer(config, workdir)
-        if checkpointer.latest_step() is None:
-            raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}; train first")
-        return trainer, restore_checked(checkpointer, trainer.state, config, workdir)
-    finally:
-        checkpointer.close()
-
-
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Score the latest checkpoint of ``workdir`` on ``config.data.eval_split``."""
-    trainer, state = restore_latest(config, workdir)
-    return score(trainer, state["params"], int(state["step"]))
-
-
-def evaluate_weights(config: ml_collections.ConfigDict, path: str) -> dict:
-    """Score a weight file (fcn_jax/weights.py: VGG16 or released FCN weights) on
-    ``config.data.eval_split``; nothing is written."""
-    trainer = Trainer(config, "", init_from=path)
-    return score(trainer, trainer.state["params"], None)
-
-
-def score(trainer: Trainer, host_params, step: int | None) -> dict:
-    """The four paper metrics, boundary F and the majority baseline of ``host_params``."""
-    split = trainer.config.data.eval_split
-    result = trainer.evaluate(trainer.parallel.put_replicated(host_params), split)
-    return {"split": split, "step": step, **report(result)}

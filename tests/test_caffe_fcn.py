@@ -3,7 +3,7 @@ fcn_jax's own layout equals the same numpy forward pass with its padding and ali
 
 Two independent references: the release's forward pass in numpy (always runs) and as a torch
 module in the style of wkentaro/pytorch-fcn (skipped without torch). Weights go in through
-fcn_jax.weights in the reference layout, so the layer mapping is checked as well.
+fcn_jax.models.pretrained in the reference layout, so the layer mapping is checked as well.
 """
 
 import jax.numpy as jnp
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fcn_jax import weights
+from fcn_jax.models import pretrained
 from fcn_jax.models import caffe
 from fcn_jax.models.caffe import CaffeFCN
 from fcn_jax.inputs import RGB_MEAN, RGB_STD
@@ -51,7 +51,7 @@ def test_caffe_fcn_equals_numpy_reference(net):
     variant, scales, gain = NETS[net]
     sd = ref.random_state_dict(variant, 1, CHANNELS, FC, CLASSES, skip_gain=gain)
     model = caffe_fcn(variant, scales)
-    weights.load_reference(model, sd)
+    pretrained.load_reference(model, sd)
     rgb = images(2)
     want = ref.forward(sd, caffe_data(rgb), variant, scales)
     assert want.shape == (2, 21, 35, CLASSES)
@@ -62,7 +62,7 @@ def test_the_comparison_detects_other_offsets_and_scales(monkeypatch):
     """The equality above is no accident: moving any crop or dropping a scale breaks it."""
     sd = ref.random_state_dict("fcn8s", 1, CHANNELS, FC, CLASSES)
     model = caffe_fcn("fcn8s")
-    weights.load_reference(model, sd)
+    pretrained.load_reference(model, sd)
     rgb = images(2)
     want = ref.forward(sd, caffe_data(rgb), "fcn8s")
     assert_close(np.asarray(model(jnp.asarray(rgb))), want)
@@ -80,7 +80,7 @@ def test_released_fixed_bilinear_upsampling_loads_and_equals_reference():
     """The release's upsampling is fixed bilinear: it loads into the default (fixed) model."""
     sd = ref.random_state_dict("fcn16s", 3, CHANNELS, FC, CLASSES, bilinear=True)
     model = caffe_fcn("fcn16s", decoder="bilinear")
-    weights.load_reference(model, sd)
+    pretrained.load_reference(model, sd)
     rgb = images(4, 40, 27)
     assert_close(np.asarray(model(jnp.asarray(rgb))), ref.forward(sd, caffe_data(rgb), "fcn16s"))
 
@@ -106,7 +106,7 @@ def test_caffe_fcn_equals_torch_reference(net):
                 getattr(reference, name).weight.mul_(g)
     sd = {k: v.numpy() for k, v in reference.state_dict().items()}
     model = caffe_fcn(variant, scales)
-    weights.load_reference(model, sd)
+    pretrained.load_reference(model, sd)
     rgb = images(5, 30, 22)
     with torch.no_grad():
         data = torch.from_numpy(caffe_data(rgb).transpose(0, 3, 1, 2).astype(np.float32))
@@ -128,7 +128,7 @@ def test_fcn_equals_numpy_reference_with_live_skips(variant, height, width):
     sd = ref.random_state_dict(variant, 3, CHANNELS, FC, CLASSES)
     model = FCN(CLASSES, variant=variant, width=WIDTH, fc_channels=FC,
                 decoder="learned_bilinear", rngs=nnx.Rngs(0))
-    weights.load_reference(model, sd, convention="torchvision")
+    pretrained.load_reference(model, sd, convention="torchvision")
     rgb = images(4, height, width)
     want = ref.forward(sd, (rgb - RGB_MEAN) / RGB_STD, variant, caffe=False)
     assert_close(np.asarray(model(jnp.asarray(rgb))), want)

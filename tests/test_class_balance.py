@@ -4,7 +4,7 @@ through the trainer on the tiny dataset's training labels."""
 import numpy as np
 import pytest
 
-from fcn_jax import class_balance, config_checks, train
+from fcn_jax import class_balance, config_checks, run
 from fcn_jax.data import pipeline
 from tests.helpers import tiny_config
 
@@ -43,7 +43,7 @@ def test_the_trainer_weights_the_loss_by_its_training_labels(tiny_data_dir):
     config = tiny_config("fcn32s")
     config.data.data_dir = tiny_data_dir
     config.loss.balance = "median_frequency"
-    trainer = train.Trainer(config, "")
+    trainer = run.Run(config, "")
     source = trainer.dataset.split("train")
     labels = [pipeline.decode(source[i])[1] for i in range(len(source))]
     assert trainer.class_weights == pytest.approx(
@@ -56,7 +56,7 @@ def test_balance_with_explicit_weights_or_an_unknown_name_is_refused(tiny_data_d
     config.data.data_dir = tiny_data_dir
     config.loss.balance, config.loss.class_weights = "median_frequency", (1.0,) * 7
     with pytest.raises(ValueError, match=r"leave loss.class_weights=\(\)"):
-        train.Trainer(config, "")
+        run.Run(config, "")
     config.loss.balance = "median"
     with pytest.raises(config_checks.ConfigError, match=r"loss\.balance.*median_frequency"):
         config_checks.validate(config)
@@ -68,7 +68,7 @@ def test_a_training_subset_is_the_splits_first_examples_and_too_many_is_named(ti
     config = tiny_config("fcn32s")
     config.data.data_dir = tiny_data_dir
     config.data.train_examples, config.loss.balance = 5, "median_frequency"
-    trainer = train.Trainer(config, "")
+    trainer = run.Run(config, "")
     source = trainer.dataset.split("train")
     assert len(trainer.train_source) == 5
     assert [trainer.train_source[i]["id"] for i in range(5)] == [source[i]["id"] for i in range(5)]
@@ -80,4 +80,4 @@ def test_a_training_subset_is_the_splits_first_examples_and_too_many_is_named(ti
     config.data.train_examples = len(source) + 1
     with pytest.raises(ValueError, match=r"^data\.train_examples=17: the split has 16 examples; "
                                          r"choose 1 to 16, or 0 for all$"):
-        train.Trainer(config, "")
+        run.Run(config, "")

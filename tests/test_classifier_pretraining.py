@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fcn_jax import inputs, weights
+from fcn_jax import inputs
+from fcn_jax.models import pretrained
 from fcn_jax.data import embedded, objects, objects_dataset
 from fcn_jax.models.classifier import VGG16Classifier, input_size, to_torchvision
 from fcn_jax.models.fcn import FCN
@@ -34,7 +35,7 @@ def convolutionalized(arrays: dict, fc6_kernel: int) -> FCN:
     """An FCN-32s whose trunk is the classifier's, through the torchvision import path."""
     model = FCN(5, variant="fcn32s", width=WIDTH, fc_channels=FC, fc6_kernel=fc6_kernel,
                 rngs=nnx.Rngs(params=1))
-    report = weights.load_reference(model, arrays)
+    report = pretrained.load_reference(model, arrays)
     assert report["layout"] == "torchvision" and report["discarded"] == ["fc8.bias",
                                                                           "fc8.weight"]
     return model
@@ -94,9 +95,9 @@ def test_dataset_splits_hold_the_rendered_images_and_their_labels(tmp_path):
 def test_the_state_dict_is_torchvision_vgg16_and_computes_the_same_logits_in_torch():
     torch = pytest.importorskip("torch")
     model = random_classifier(3)
-    arrays = to_torchvision(model, weights.TORCHVISION_VGG16)
+    arrays = to_torchvision(model, pretrained.TORCHVISION_VGG16)
     layers, in_ch = [], 3
-    for _, depth, channels in weights.VGG16_BLOCKS:
+    for _, depth, channels in pretrained.VGG16_BLOCKS:
         for _ in range(depth):
             out_ch = max(4, round(channels * WIDTH))
             layers += [torch.nn.Conv2d(in_ch, out_ch, 3, padding=1), torch.nn.ReLU()]
@@ -124,7 +125,7 @@ def test_convolutionalized_net_scores_the_classifiers_windows_at_stride_32():
     image each stride-32 cell is the classifier's fc layers on its pool5 window (numpy)."""
     kernel = 3
     classifier = random_classifier(kernel)
-    arrays = to_torchvision(classifier, weights.TORCHVISION_VGG16)
+    arrays = to_torchvision(classifier, pretrained.TORCHVISION_VGG16)
     fcn = convolutionalized(arrays, kernel)
     images = np.random.default_rng(1).integers(0, 256, (2, 96, 96, 3)).astype(np.uint8)
     normalised = (images.astype(np.float32) - inputs.RGB_MEAN) / inputs.RGB_STD
@@ -143,11 +144,11 @@ def test_convolutionalized_net_scores_the_classifiers_windows_at_stride_32():
 
 
 def test_a_classifier_of_another_fc6_size_is_refused_naming_fc6():
-    arrays = to_torchvision(random_classifier(2), weights.TORCHVISION_VGG16)
+    arrays = to_torchvision(random_classifier(2), pretrained.TORCHVISION_VGG16)
     model = FCN(5, variant="fcn32s", width=WIDTH, fc_channels=FC, fc6_kernel=3,
                 rngs=nnx.Rngs(params=0))
-    with pytest.raises(weights.WeightsError, match=r"wrong shape: fc6.weight"):
-        weights.load_reference(model, arrays)
+    with pytest.raises(pretrained.WeightsError, match=r"wrong shape: fc6.weight"):
+        pretrained.load_reference(model, arrays)
 
 
 def test_the_classifier_refuses_images_of_another_size():

@@ -7,7 +7,7 @@ import ml_collections
 import pytest
 
 from configs import default
-from fcn_jax import config_cli, train
+from fcn_jax import config_cli, evaluate
 from fcn_jax.checkpoint import ModelMismatch
 from tests.helpers import run_module
 
@@ -140,7 +140,7 @@ def test_a_checkpoint_of_another_net_names_the_differing_config_fields_first(tra
     other = config.copy_and_resolve_references()
     other.model.variant = "fcn32s"
     with pytest.raises(ModelMismatch) as error:
-        train.evaluate_checkpoint(other, workdir)
+        evaluate.evaluate_checkpoint(other, workdir)
     assert str(error.value).startswith(
         f"{workdir} was trained with another config (model.variant: 'fcn8s' in the workdir, "
         "'fcn32s' here): pass the same values, or --config left out to use its config.json. "

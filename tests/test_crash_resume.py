@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from fcn_jax import train
+from fcn_jax.run import Run
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.preemption import EXIT_PREEMPTED
 from fcn_jax.writer import read_metrics
@@ -83,7 +84,7 @@ def run(data_dir, workdir, kill_at_save=None, signal_after_log=None):
 
 
 def assert_same_run(data_dir, reference, workdir):
-    template = train.Trainer(config(data_dir), reference).state
+    template = Run(config(data_dir), reference).state
     a, b = Checkpointer(reference).restore(template), Checkpointer(workdir).restore(template)
     assert int(a["step"]) == int(b["step"]) == NUM_STEPS
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):

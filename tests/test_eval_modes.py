@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fcn_jax import train
+from fcn_jax import run
 from fcn_jax.data import augment, pipeline
 from fcn_jax.inference import InferenceOptions, predict_logits
 from fcn_jax.models.vgg import TRUNK_STRIDE
@@ -17,7 +17,7 @@ def trainer_with_live_scores(tiny_data_dir, **eval_fields):
     config = tiny_config("fcn32s")
     config.data.data_dir = tiny_data_dir
     config.eval.update(eval_fields)
-    trainer = train.Trainer(config, "")
+    trainer = run.Run(config, "")
     params = trainer.state["params"]
     rng = np.random.default_rng(3)
     for name in ("kernel", "bias"):  # zero score layers would predict class 0 everywhere

@@ -69,7 +69,7 @@ def test_command_scores_a_checkpoint_into_the_table(tiny_data_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(table_dir / "results.json") as f:
         table = json.load(f)
-    want = train.evaluate_checkpoint(config, str(tmp_path / "run"))
+    want = evaluate.evaluate_checkpoint(config, str(tmp_path / "run"))
     assert (table["split"], table["dataset"]) == ("validation", "fcn_shapes")
     [row] = table["rows"]
     assert (row["net"], row["step"], row["metrics"]) == ("FCN-32s tiny", 2, want["metrics"])

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fcn_jax import export, models, weights
+from fcn_jax import export, models
+from fcn_jax.models import pretrained
 from fcn_jax.predict import trained_model
 from tests.helpers import overridden_config, run_module, tiny_cli_overrides
 
@@ -39,16 +40,16 @@ def test_exported_module_and_weights_give_the_trained_nets_logits(trained_fcn8s,
         np.testing.assert_allclose(np.asarray(module.call(images)), logits_of(model, images),
                                    rtol=1e-5, atol=1e-5)
 
-    checkpoint = weights.read_checkpoint_params(workdir)
+    checkpoint = pretrained.read_checkpoint_params(workdir)
     for path in (out / "weights.npz", out / "weights.safetensors"):
-        arrays = weights.read_arrays(str(path))
+        arrays = pretrained.read_arrays(str(path))
         # the reference layout by formula: OIHW, and the deconvolution's [in, out, kh, kw]
         np.testing.assert_array_equal(arrays["conv1_1.weight"],
                                       checkpoint["conv1_1.weight"].transpose(3, 2, 0, 1))
         np.testing.assert_array_equal(arrays["score_pool3.weight"],
                                       checkpoint["score_pool3.weight"].transpose(3, 2, 0, 1))
         fresh = models.build(config, num_classes, seed=1)
-        report = weights.load_reference(fresh, arrays, convention=record["init_convention"])
+        report = pretrained.load_reference(fresh, arrays, convention=record["init_convention"])
         assert report["kept_init"] == []
         images = rng.integers(0, 256, (1, 64, 64, 3)).astype(np.uint8)
         np.testing.assert_array_equal(logits_of(fresh, images), logits_of(model, images))

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from fcn_jax import train
+from fcn_jax import run, train
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.writer import read_metrics
 from tests.helpers import cli_flags, overridden_config, tiny_cli_overrides
@@ -45,7 +45,7 @@ def test_two_processes_with_two_devices_each_equal_one_process_with_four(tiny_da
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
 
-    template = train.Trainer(config, single).state
+    template = run.Run(config, single).state
     a, b = Checkpointer(single).restore(template), Checkpointer(multi).restore(template)
     assert int(a["step"]) == int(b["step"]) == 4
     for x, y in zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"])):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from configs import default
-from fcn_jax import train
+from fcn_jax import run
 from fcn_jax.workdir import read_config
 from tests.helpers import run_module
 
@@ -20,7 +20,7 @@ def predict(*args: str):
 
 def test_predictions_of_a_folder_equal_the_trainers(trained_fcn8s, tmp_path):
     config, workdir = trained_fcn8s
-    trainer, state = train.restore_latest(config, workdir)
+    trainer, state = run.restore_latest(config, workdir)
     examples = trainer.first_eval_examples(2)
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -49,7 +49,7 @@ def test_flip_option_changes_the_inference_as_eval_flip_does(trained_fcn8s, tmp_
     config, workdir = trained_fcn8s
     config = config.copy_and_resolve_references()
     config.eval.flip = True
-    trainer, state = train.restore_latest(config, workdir)
+    trainer, state = run.restore_latest(config, workdir)
     examples = trainer.first_eval_examples(1)
     Image.fromarray(examples[0][0]).save(tmp_path / "scene.png")
     proc = predict("--workdir", workdir, "--input", str(tmp_path / "*.png"),

@@ -15,7 +15,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from fcn_jax import config_checks, data, train, weights
+from fcn_jax import config_checks, data, evaluate, train
+from fcn_jax.models import pretrained
 from fcn_jax.checkpoint import CheckpointError, Checkpointer
 from fcn_jax.config_checks import ConfigError
 from fcn_jax.models import build
@@ -335,15 +336,15 @@ def test_an_unreadable_weight_file_names_the_path_and_the_format(tmp_path, name,
                                                                  reason):
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(weights.WeightsError, match=rf"{path} cannot be read as .*\({reason}"):
-        weights.read_arrays(str(path))
+    with pytest.raises(pretrained.WeightsError, match=rf"{path} cannot be read as .*\({reason}"):
+        pretrained.read_arrays(str(path))
 
 
 def test_pickled_objects_are_refused_and_pickling_is_never_suggested(tmp_path):
     path = tmp_path / "objects.npz"
     np.savez(path, fc6=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(weights.WeightsError) as error:
-        weights.read_arrays(str(path))
+    with pytest.raises(pretrained.WeightsError) as error:
+        pretrained.read_arrays(str(path))
     assert "holds pickled objects, which are never loaded" in str(error.value)
     assert "allow_pickle" not in str(error.value)
 
@@ -351,9 +352,9 @@ def test_pickled_objects_are_refused_and_pickling_is_never_suggested(tmp_path):
 def test_arrays_of_no_known_layout_are_named_as_such_not_as_a_convention_problem():
     model = build(tiny_config("fcn32s"), 7, seed=0)
     arrays = {"encoder.layer1.weight": np.zeros((3, 3), np.float32)}
-    with pytest.raises(weights.WeightsError, match=r"none of its 1 arrays has a layer name "
+    with pytest.raises(pretrained.WeightsError, match=r"none of its 1 arrays has a layer name "
                                                    r"this importer knows \(encoder.layer1"):
-        weights.load_reference(model, arrays, source="other.npz")
+        pretrained.load_reference(model, arrays, source="other.npz")
 
 
 # 10. Minor cases.
@@ -361,7 +362,7 @@ def test_arrays_of_no_known_layout_are_named_as_such_not_as_a_convention_problem
 def test_scoring_a_mistyped_workdir_creates_nothing(tiny_data_dir, tmp_path):
     missing = tmp_path / "typo"
     with pytest.raises(FileNotFoundError, match=rf"no checkpoints in {missing}"):
-        train.evaluate_checkpoint(small_config(tiny_data_dir, 2), str(missing))
+        evaluate.evaluate_checkpoint(small_config(tiny_data_dir, 2), str(missing))
     assert not missing.exists()
 
 

@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 
 from benchmarks import sliding_window
-from fcn_jax import weights
+from fcn_jax.models import pretrained
 from fcn_jax.data import objects
 from fcn_jax.models.classifier import VGG16Classifier, from_torchvision, to_torchvision
 from tests.helpers import ROOT
@@ -28,7 +28,7 @@ def random_classifier_file(tmp_path) -> tuple[str, dict]:
     rng = np.random.default_rng(0)
     for _, variable in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         variable[...] = rng.normal(0, 0.05, variable[...].shape).astype(np.float32)
-    arrays = to_torchvision(model, weights.TORCHVISION_VGG16)
+    arrays = to_torchvision(model, pretrained.TORCHVISION_VGG16)
     path = str(tmp_path / "vgg16_classifier.npz")
     np.savez(path, **arrays)
     return path, arrays
@@ -38,8 +38,8 @@ def test_from_torchvision_inverts_to_torchvision_and_names_a_wrong_shape(tmp_pat
     _, arrays = random_classifier_file(tmp_path)
     model = VGG16Classifier(objects.NUM_CLASSES, width=0.125, fc6_kernel=3,
                             rngs=nnx.Rngs(params=5))
-    from_torchvision(model, arrays, weights.TORCHVISION_VGG16)
-    again = to_torchvision(model, weights.TORCHVISION_VGG16)
+    from_torchvision(model, arrays, pretrained.TORCHVISION_VGG16)
+    again = to_torchvision(model, pretrained.TORCHVISION_VGG16)
     assert again.keys() == arrays.keys()
     for key in arrays:
         np.testing.assert_array_equal(again[key], arrays[key])
@@ -47,7 +47,7 @@ def test_from_torchvision_inverts_to_torchvision_and_names_a_wrong_shape(tmp_pat
                              rngs=nnx.Rngs(params=0))
     with pytest.raises(ValueError, match=r"features\.0\.weight has shape \(8, 3, 3, 3\); this "
                                          r"classifier needs \(4, 3, 3, 3\)"):
-        from_torchvision(narrow, arrays, weights.TORCHVISION_VGG16)
+        from_torchvision(narrow, arrays, pretrained.TORCHVISION_VGG16)
 
 
 def test_the_vgg16_benchmark_net_is_the_file_and_dense_equals_its_window(tmp_path):

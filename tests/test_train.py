@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from fcn_jax import train
+from fcn_jax import run, train
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.writer import read_metrics
 from tests.helpers import tiny_config
@@ -73,7 +73,7 @@ def test_resume_continues_at_the_saved_step_with_identical_state(tiny_data_dir, 
     train.train_and_evaluate(resume_config(tiny_data_dir, 3, mode), resumed)
     assert Checkpointer(resumed).latest_step() == 3
     train.train_and_evaluate(resume_config(tiny_data_dir, 6, mode), resumed)
-    template = train.Trainer(resume_config(tiny_data_dir, 6, mode), straight).state
+    template = run.Run(resume_config(tiny_data_dir, 6, mode), straight).state
     a = Checkpointer(straight).restore(template)
     b = Checkpointer(resumed).restore(template)
     assert int(a["step"]) == int(b["step"]) == 6

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from configs import voc
-from fcn_jax import train, weights
+from fcn_jax import run, train
+from fcn_jax.models import pretrained
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.ops.upsample import bilinear_kernel
 from tests.helpers import random_batch, tiny_config
@@ -48,7 +49,7 @@ def sgd_config(data_dir: str, variant: str = "fcn32s"):
 
 def two_steps(config, workdir) -> tuple[dict, dict]:
     """Parameters before and after two SGD steps on a random batch (host numpy arrays)."""
-    trainer = train.Trainer(config, workdir)
+    trainer = run.Run(config, workdir)
     before = jax.tree.map(np.asarray, trainer.state["params"])
     state = trainer.parallel.put_replicated(trainer.state)
     batch = trainer.parallel.put_batch(random_batch(0, 8, 32, 32, trainer.num_classes))
@@ -72,7 +73,7 @@ def test_unknown_train_only_layer_is_an_error(tiny_data_dir, tmp_path):
     config = sgd_config(tiny_data_dir)
     config.optim.train_only = ("score_frr",)
     with pytest.raises(ValueError, match="optim.train_only=.*'score_frr'"):
-        train.Trainer(config, str(tmp_path))
+        run.Run(config, str(tmp_path))
 
 
 def short_run(config, num_steps: int):
@@ -83,7 +84,7 @@ def short_run(config, num_steps: int):
 
 
 def saved_params(workdir) -> dict:
-    return {k: np.asarray(v) for k, v in weights.read_checkpoint_params(str(workdir)).items()}
+    return {k: np.asarray(v) for k, v in pretrained.read_checkpoint_params(str(workdir)).items()}
 
 
 def test_fcn16s_starts_from_the_fcn32s_checkpoint_with_zero_new_score_layers(tiny_data_dir,
@@ -102,7 +103,7 @@ def test_fcn16s_starts_from_the_fcn32s_checkpoint_with_zero_new_score_layers(tin
         np.testing.assert_array_equal(fcn16s[key], fcn32s[key])
     assert not fcn16s["score_pool4.weight"].any() and not fcn16s["score_pool4.bias"].any()
     # Resuming the FCN-16s run restores its own checkpoint, not init_from.
-    trainer = train.Trainer(stage2, str(tmp_path / "16s"))
+    trainer = run.Run(stage2, str(tmp_path / "16s"))
     restored = Checkpointer(str(tmp_path / "16s")).restore(trainer.state)
     np.testing.assert_array_equal(restored["params"]["score_fr"]["kernel"][...],
                                   fcn16s["score_fr.weight"])
@@ -114,7 +115,7 @@ def test_upsampling_of_a_learned_decoder_is_new_in_the_finer_stage(tiny_data_dir
     train.train_and_evaluate(first, str(tmp_path / "16s"))
     model_config = sgd_config(tiny_data_dir, "fcn8s")
     model_config.model.decoder = "learned_bilinear"
-    trainer = train.Trainer(model_config, str(tmp_path / "8s"), init_from=str(tmp_path / "16s"))
+    trainer = run.Run(model_config, str(tmp_path / "8s"), init_from=str(tmp_path / "16s"))
     params = trainer.state["params"]
     np.testing.assert_array_equal(params["upscore8"]["kernel"][...], bilinear_kernel(8, 7))
     assert not np.asarray(params["score_pool3"]["kernel"][...]).any()
@@ -124,10 +125,10 @@ def test_a_checkpoint_of_another_width_lists_every_mismatch(tiny_data_dir, tmp_p
     train.train_and_evaluate(short_run(sgd_config(tiny_data_dir, "fcn32s"), 1), tmp_path / "a")
     wider = sgd_config(tiny_data_dir, "fcn16s")
     wider.model.fc_channels = 48
-    with pytest.raises(weights.WeightsError) as error:
-        train.Trainer(wider, str(tmp_path / "b"), init_from=str(tmp_path / "a"))
+    with pytest.raises(pretrained.WeightsError) as error:
+        run.Run(wider, str(tmp_path / "b"), init_from=str(tmp_path / "a"))
     message = str(error.value)
     assert "(5 problems)" in message  # fc6 kernel and bias, fc7 kernel and bias, score_fr kernel
     assert "wrong shape: fc7.weight checkpoint (1, 1, 32, 32) vs model (1, 1, 48, 48)" in message
-    with pytest.raises(weights.WeightsError, match="not a training workdir"):
-        train.Trainer(wider, str(tmp_path / "b"), init_from=str(tmp_path))
+    with pytest.raises(pretrained.WeightsError, match="not a training workdir"):
+        run.Run(wider, str(tmp_path / "b"), init_from=str(tmp_path))

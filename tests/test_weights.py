@@ -1,4 +1,4 @@
-"""Weight import (fcn_jax/weights.py): file formats, layouts, net surgery, error listings.
+"""Weight import (fcn_jax/models/pretrained.py): file formats, layouts, net surgery, error listings.
 
 Fixture files are written from known weights (numpy arrays, or torch modules when torch is
 installed) at a small width; imported models are compared with independent references.
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fcn_jax import weights
+from fcn_jax.models import pretrained
 from fcn_jax.models.caffe import CaffeFCN
 from fcn_jax.models.fcn import FCN
 from fcn_jax.ops.upsample import bilinear_kernel
@@ -87,7 +87,7 @@ def test_fc6_surgery_equals_the_linear_layer_on_the_flattened_map():
     linear = rng.normal(size=(6, 5 * 7 * 7)).astype(np.float32)
     pool5 = rng.normal(size=(2, 5, 7, 7)).astype(np.float32)  # N, C, H, W
     want = pool5.reshape(2, -1) @ linear.T  # torch.flatten(pool5, 1) then Linear
-    kernel = weights.to_model_layout("fc6.weight", linear, (7, 7, 5, 6))
+    kernel = pretrained.to_model_layout("fc6.weight", linear, (7, 7, 5, 6))
     got = jax.lax.conv_general_dilated(jnp.asarray(pool5.transpose(0, 2, 3, 1)), kernel, (1, 1),
                                        "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
     np.testing.assert_allclose(np.asarray(got)[:, 0, 0], want, rtol=1e-4, atol=1e-4)
@@ -98,7 +98,7 @@ def test_torchvision_vgg16_file_equals_numpy_vgg16(tmp_path, suffix):
     arrays = torchvision_vgg16_arrays(0)
     path = write(tmp_path / f"vgg16{suffix}", arrays)
     model = fcn("fcn8s")
-    report = weights.initialise(model, path)
+    report = pretrained.initialise(model, path)
     assert report["layout"] == "torchvision" and report["convention"] == "torchvision"
     assert report["discarded"] == ["fc8.bias", "fc8.weight"]
     assert "score_pool3.weight" in report["kept_init"] and "upscore8.weight" in report["kept_init"]
@@ -115,7 +115,7 @@ def test_torchvision_vgg16_file_equals_numpy_vgg16(tmp_path, suffix):
 def test_released_fcn_file_equals_numpy_reference(tmp_path, suffix):
     sd = ref.random_state_dict("fcn8s", 2, CHANNELS, FC, CLASSES, bilinear=True)
     model = fcn("fcn8s", caffe=True)
-    report = weights.initialise(model, write(tmp_path / f"fcn8s{suffix}", sd))
+    report = pretrained.initialise(model, write(tmp_path / f"fcn8s{suffix}", sd))
     assert report["convention"] == "caffe" and report["kept_init"] == []
     rgb = np.random.default_rng(3).integers(0, 256, (1, 26, 19, 3)).astype(np.uint8)
     data = rgb[..., ::-1].astype(np.float64) - np.array([104.00699, 116.66877, 122.67892])
@@ -129,8 +129,8 @@ def test_every_mismatch_is_listed():
     del sd["score_pool3.weight"], sd["conv2_1.bias"]
     sd["score_pool5.weight"] = np.zeros((3, 32, 1, 1), np.float32)
     sd["fc7.weight"] = np.zeros((FC, FC + 1, 1, 1), np.float32)
-    with pytest.raises(weights.WeightsError) as error:
-        weights.load_reference(fcn("fcn8s", caffe=True), sd, source="released.npz")
+    with pytest.raises(pretrained.WeightsError) as error:
+        pretrained.load_reference(fcn("fcn8s", caffe=True), sd, source="released.npz")
     message = str(error.value)
     assert "released.npz does not fit the model (4 problems)" in message
     assert "missing: score_pool3.weight (model shape (3, 16, 1, 1))" in message
@@ -142,31 +142,31 @@ def test_every_mismatch_is_listed():
 
 def test_fixed_upsampling_differing_from_the_file_is_an_error():
     sd = ref.random_state_dict("fcn32s", 0, CHANNELS, FC, CLASSES, bilinear=False)
-    with pytest.raises(weights.WeightsError, match="fixed in this model but different in the "
+    with pytest.raises(pretrained.WeightsError, match="fixed in this model but different in the "
                                                    "file: upscore.weight"):
-        weights.load_reference(fcn("fcn32s", caffe=True), sd)
+        pretrained.load_reference(fcn("fcn32s", caffe=True), sd)
 
 
 def test_input_convention_must_match_the_model():
     vgg = torchvision_vgg16_arrays(0)
-    with pytest.raises(weights.WeightsError, match="torchvision input convention.*model.caffe="
+    with pytest.raises(pretrained.WeightsError, match="torchvision input convention.*model.caffe="
                                                    "True"):
-        weights.load_reference(fcn("fcn32s", caffe=True), vgg)
+        pretrained.load_reference(fcn("fcn32s", caffe=True), vgg)
     caffe_sd = ref.random_state_dict("fcn32s", 0, CHANNELS, FC, CLASSES, bilinear=True)
-    with pytest.raises(weights.WeightsError, match="caffe input convention"):
-        weights.load_reference(fcn("fcn32s"), caffe_sd)
+    with pytest.raises(pretrained.WeightsError, match="caffe input convention"):
+        pretrained.load_reference(fcn("fcn32s"), caffe_sd)
     # Caffe weights in torchvision names (e.g. pytorch-fcn's vgg16_from_caffe.pth): declared.
-    report = weights.load_reference(fcn("fcn32s", caffe=True), vgg, convention="caffe")
+    report = pretrained.load_reference(fcn("fcn32s", caffe=True), vgg, convention="caffe")
     assert report["layout"] == "torchvision" and report["convention"] == "caffe"
 
 
 def test_unknown_file_type_and_missing_file_are_errors(tmp_path):
-    with pytest.raises(weights.WeightsError, match="no such file"):
-        weights.initialise(fcn(), str(tmp_path / "absent.npz"))
-    path = tmp_path / "weights.h5"
+    with pytest.raises(pretrained.WeightsError, match="no such file"):
+        pretrained.initialise(fcn(), str(tmp_path / "absent.npz"))
+    path = tmp_path / "pretrained.h5"
     path.write_bytes(b"")
-    with pytest.raises(weights.WeightsError, match="expected a .npz, .safetensors, .pth"):
-        weights.initialise(fcn(), str(path))
+    with pytest.raises(pretrained.WeightsError, match="expected a .npz, .safetensors, .pth"):
+        pretrained.initialise(fcn(), str(path))
 
 
 def test_torchvision_vgg16_pth_equals_torch(tmp_path):
@@ -177,7 +177,7 @@ def test_torchvision_vgg16_pth_equals_torch(tmp_path):
     vgg = TorchvisionVGG16(CHANNELS, FC).eval()
     torch.save(vgg.state_dict(), tmp_path / "vgg16.pth")
     model = fcn("fcn32s")
-    weights.initialise(model, str(tmp_path / "vgg16.pth"))
+    pretrained.initialise(model, str(tmp_path / "vgg16.pth"))
     rgb = np.random.default_rng(1).integers(0, 256, (2, 224, 224, 3)).astype(np.float32)
     x = (rgb / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     with torch.no_grad():
@@ -195,7 +195,7 @@ def test_released_fcn_pth_equals_torch_reference(tmp_path, variant):
     reference = ReferenceFCN(variant, CHANNELS, FC, CLASSES).eval()
     torch.save(reference.state_dict(), tmp_path / f"{variant}.pth")
     model = fcn(variant, caffe=True, decoder="learned_bilinear")  # torch's random upsampling
-    weights.initialise(model, str(tmp_path / f"{variant}.pth"))
+    pretrained.initialise(model, str(tmp_path / f"{variant}.pth"))
     rgb = np.random.default_rng(2).integers(0, 256, (2, 33, 20, 3)).astype(np.uint8)
     data = rgb[..., ::-1].astype(np.float32) - np.array([104.00699, 116.66877, 122.67892],
                                                        np.float32)

@@ -1,7 +1,7 @@
 """The reference release's FCNs, layer for layer (FCN reference release, voc-fcn*/net.py).
 
-``CaffeFCN`` has the layers and names of ``FCN`` in the layout the released Caffe weights
-expect (``config.model.caffe=True``):
+``CaffeFCN`` is ``FCN``'s forward pass, layers and names, with the three hooks where the
+layout the released Caffe weights expect differs (``config.model.caffe=True``):
 
 - input: BGR, mean (104.00699, 116.66877, 122.67892) subtracted, 0..255 (no std division);
 - trunk: conv1_1 padded by 100, ceil-mode pooling, VALID 7x7 fc6 (``VGG16(caffe=True)``);
@@ -12,11 +12,10 @@ expect (``config.model.caffe=True``):
 """
 
 import jax
-import jax.numpy as jnp
 
 from fcn_jax import inputs
 from fcn_jax.models.decoders import DECODERS, is_transposed_conv
-from fcn_jax.models.fcn import FCN, FINAL_UPSAMPLING_NAMES
+from fcn_jax.models.fcn import FCN
 from fcn_jax.ops import upsample as up
 
 SKIP_CROP_OFFSETS = {"score_pool4": 5, "score_pool3": 9}
@@ -33,25 +32,19 @@ class CaffeFCN(FCN):
                              f"{choices}, got model.decoder={decoder!r}")
         super().__init__(num_classes, decoder=decoder, caffe_trunk=True, **kwargs)
 
-    def __call__(self, images: jax.Array, *, dropout_keys: jax.Array | None = None) -> jax.Array:
-        """uint8 (or float 0..255) RGB NHWC images -> float32 logits [B, H, W, num_classes]."""
-        height, width = images.shape[1:3]
-        features = self.trunk(inputs.caffe_input(images, self.trunk.dtype),
-                              dropout_keys=dropout_keys)
-        score = self.score_fr(features["fc7"])
-        if self.stride <= 16:
-            skip = self.score_pool4(features["pool4"] * self.pool4_scale)
-            score = self.fuse_cropped(score, self.upscore2, skip, SKIP_CROP_OFFSETS["score_pool4"])
-        if self.stride <= 8:
-            skip = self.score_pool3(features["pool3"] * self.pool3_scale)
-            score = self.fuse_cropped(score, self.upscore_pool4, skip,
-                                      SKIP_CROP_OFFSETS["score_pool3"])
-        final = getattr(self, FINAL_UPSAMPLING_NAMES[self.variant])
-        return up.crop(final.uncropped(score), OUTPUT_CROP_OFFSETS[self.variant],
-                       height, width).astype(jnp.float32)
+    def model_input(self, images: jax.Array) -> jax.Array:
+        """BGR with the Caffe mean subtracted (fcn_jax/inputs.py)."""
+        return inputs.caffe_input(images, self.trunk.dtype)
 
-    @staticmethod
-    def fuse_cropped(coarse: jax.Array, upsample, skip: jax.Array, offset: int) -> jax.Array:
-        """The reference fusion: upsampled coarse scores plus the skip cropped at ``offset``."""
+    def fuse(self, coarse: jax.Array, upsample, name: str, skip: jax.Array,
+             features: dict) -> jax.Array:
+        """The reference fusion: the full transposed convolution of the coarse scores plus the
+        skip scores cropped at the release's offset for ``name``."""
         upsampled = upsample.uncropped(coarse)
-        return upsampled + up.crop(skip, offset, upsampled.shape[1], upsampled.shape[2])
+        return upsampled + up.crop(skip, SKIP_CROP_OFFSETS[name], upsampled.shape[1],
+                                   upsampled.shape[2])
+
+    def upsample_to(self, final, score: jax.Array, height: int, width: int,
+                    features: dict) -> jax.Array:
+        """The full final transposed convolution, cropped at the release's output offset."""
+        return up.crop(final.uncropped(score), OUTPUT_CROP_OFFSETS[self.variant], height, width)

@@ -6,7 +6,7 @@ and fc8, the 1000-way classifier. ``VGG16Classifier`` is that net at a width mul
 trained on the procedural objects (``data.objects``). Its pool5 map is flattened in (C, H, W)
 order as torch and Caffe do, so ``to_torchvision`` writes a state dict in torchvision's VGG16
 layout that enters the FCN through the same net surgery as torchvision's own weights
-(``weights.load_reference``: fc6 Linear -> k x k convolution, fc7 -> 1x1, fc8 dropped).
+(``models.pretrained.load_reference``: fc6 Linear -> k x k convolution, fc7 -> 1x1, fc8 dropped).
 """
 
 import jax
@@ -63,7 +63,7 @@ class VGG16Classifier(nnx.Module):
 def to_torchvision(model: VGG16Classifier, names: dict[str, str]) -> dict[str, np.ndarray]:
     """The classifier as a torchvision VGG16 state dict (``features.N``, ``classifier.N``).
 
-    ``names``: torchvision module name -> reference layer name (``weights.TORCHVISION_VGG16``).
+    ``names``: torchvision module name -> reference layer name (``models.pretrained.TORCHVISION_VGG16``).
     Convolutions are written OIHW, Linear layers [out, in].
     """
     layers = {"fc8": model.fc8, "fc6": model.trunk.fc6, "fc7": model.trunk.fc7}

@@ -80,26 +80,36 @@ class FCN(nnx.Module):
         return VARIANT_STRIDES[self.variant]
 
     def __call__(self, images: jax.Array, *, dropout_keys: jax.Array | None = None) -> jax.Array:
-        """uint8 (or float 0..255) NHWC images -> float32 logits [B, H, W, num_classes]."""
+        """uint8 (or float 0..255) NHWC images -> float32 logits [B, H, W, num_classes].
+
+        The forward pass of every layout; ``model_input``, ``fuse`` and ``upsample_to`` are
+        the hooks where the reference release's layout (models.caffe.CaffeFCN) differs.
+        """
         height, width = images.shape[1:3]
-        x = inputs.normalized(images, self.trunk.dtype)
-        features = self.trunk(x, dropout_keys=dropout_keys)
+        features = self.trunk(self.model_input(images), dropout_keys=dropout_keys)
         score = self.score_fr(features["fc7"])
         if self.stride <= 16:
-            score = self.fuse(score, self.upscore2, self.score_pool4,
-                              features["pool4"] * self.pool4_scale, features)
+            score = self.fuse(score, self.upscore2, "score_pool4",
+                              self.score_pool4(features["pool4"] * self.pool4_scale), features)
         if self.stride <= 8:
-            score = self.fuse(score, self.upscore_pool4, self.score_pool3,
-                              features["pool3"] * self.pool3_scale, features)
+            score = self.fuse(score, self.upscore_pool4, "score_pool3",
+                              self.score_pool3(features["pool3"] * self.pool3_scale), features)
         final = getattr(self, FINAL_UPSAMPLING_NAMES[self.variant])
-        return final(score, height, width, features).astype(jnp.float32)
+        return self.upsample_to(final, score, height, width, features).astype(jnp.float32)
 
-    @staticmethod
-    def fuse(coarse: jax.Array, upsample: nnx.Module, score: nnx.Conv, pool: jax.Array,
+    def model_input(self, images: jax.Array) -> jax.Array:
+        """The trunk's input: RGB normalised by the ImageNet mean and std (fcn_jax/inputs.py)."""
+        return inputs.normalized(images, self.trunk.dtype)
+
+    def fuse(self, coarse: jax.Array, upsample: nnx.Module, name: str, skip: jax.Array,
              features: dict) -> jax.Array:
-        """Skip fusion: 2x upsampled coarse scores plus scores of a finer pooling layer."""
-        skip = score(pool)
+        """Skip fusion: 2x upsampled coarse scores plus the ``name`` scores of a finer pool."""
         return upsample(coarse, skip.shape[1], skip.shape[2], features) + skip
+
+    def upsample_to(self, final: nnx.Module, score: jax.Array, height: int, width: int,
+                    features: dict) -> jax.Array:
+        """The final upsampling to the input's size, aligned with its pixels."""
+        return final(score, height, width, features)
 
 
 def upsampling_parameter_count(model: FCN) -> int:

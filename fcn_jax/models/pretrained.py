@@ -269,14 +269,14 @@ def read_checkpoint_params(path: str) -> dict[str, np.ndarray]:
     workdir = os.path.dirname(path) if os.path.basename(path) == "checkpoints" else path
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise WeightsError(f"{path}: not a training workdir (no checkpoints/ directory)")
-    checkpointer = Checkpointer(workdir)
-    step = checkpointer.latest_step()
-    if step is None:
+    checkpointer = Checkpointer(workdir, create=False)
+    try:
+        params, _ = checkpointer.read_params()
+    except FileNotFoundError as error:
+        raise WeightsError(str(error)) from None
+    finally:
         checkpointer.close()
-        raise WeightsError(f"no checkpoint in {checkpointer.directory}")
-    state = checkpointer.manager.restore(step)
-    checkpointer.close()
-    flat = nnx.traversals.flatten_mapping(state["params"])
+    flat = nnx.traversals.flatten_mapping(params)
     return {reference_name(p[:-1] if p[-1] == "value" else p): np.asarray(v)
             for p, v in flat.items()}
 
