@@ -1,12 +1,12 @@
-"""The GPU/TPU report and the step-memory comparison run end to end on CPU at a tiny size,
-so they do not rot before an accelerator is at hand."""
+"""The GPU/TPU report, the step-memory comparison and the float32 / bfloat16 timing run end to
+end on CPU at a tiny size, so they do not rot before an accelerator is at hand."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from benchmarks import device_report, step_memory
+from benchmarks import compute_dtype, device_report, step_memory
 from fcn_jax.models.caffe import CaffeFCN
 
 
@@ -50,6 +50,15 @@ def test_the_step_memory_table_has_both_kernel_sets_and_plain_flax(capsys):
     names = [row[0] for row in table_rows(out, "")[1:]]
     assert names == ["fcn_jax, fast_paths=auto (cpu-fast)", "fcn_jax, fast_paths=off (plain)",
                      "plain Flax (nnx.Conv, nnx.max_pool, nnx.ConvTranspose)"]
+
+
+def test_the_compute_dtype_timing_prints_both_and_their_ratio(capsys):
+    compute_dtype.main(["--width", "0.0625", "--size", "32", "--batch", "2", "--rounds", "1",
+                        "--steps", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines[1:]] == ["float32", "bfloat16",
+                                                        "bfloat16 / float32 time"]
+    assert float(lines[-1].split(": ")[1]) > 0
 
 
 def test_the_plain_path_gathers_no_patches():
