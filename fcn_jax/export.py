@@ -32,7 +32,6 @@ from safetensors.numpy import save_file
 
 from fcn_jax import cli, config_cli
 from fcn_jax.models import pretrained
-from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.models.vgg import TRUNK_STRIDE
 from fcn_jax.predict import class_names, trained_model
 from fcn_jax.workdir import write_json
@@ -73,11 +72,8 @@ def export_workdir(workdir: str, out: str, overwrite: bool = False) -> dict:
         raise FileExistsError(f"{os.path.join(out, existing[0])} exists; choose another --out "
                               "or pass --overwrite")
     config = config_cli.workdir_config(workdir, has_config_flag=False)
-    model, num_classes = trained_model(workdir, config)
+    model, num_classes, step = trained_model(workdir, config)
     arrays = pretrained.reference_arrays(model)
-    checkpointer = Checkpointer(workdir, create=False)
-    step = checkpointer.latest_step()
-    checkpointer.close()
     record = {"source": os.path.abspath(workdir), "step": int(step),
               "variant": config.model.variant, "caffe_layout": bool(config.model.caffe),
               "decoder": config.model.decoder, "num_classes": num_classes,

@@ -31,7 +31,7 @@ def define_flags() -> None:
 
 def main(argv):
     config = config_cli.resolve(FLAGS.config, argv)
-    model = models.build(config, FLAGS.num_classes, seed=0)
+    model = models.build(config.model, FLAGS.num_classes, seed=0)
     arrays = pretrained.read_arrays(FLAGS.weights)
     report = pretrained.load_reference(model, arrays, convention=config.model.init_convention,
                                     source=FLAGS.weights)

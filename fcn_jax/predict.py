@@ -88,14 +88,14 @@ def read_image(path: str, check_only: bool = False) -> np.ndarray | None:
         raise ValueError(f"{path}: not a readable image ({error})") from None
 
 
-def trained_model(workdir: str, config) -> tuple[nnx.Module, int]:
+def trained_model(workdir: str, config) -> tuple[nnx.Module, int, int]:
     """The net ``config`` describes with the latest checkpoint of ``workdir`` loaded; the
-    number of classes (read from its score layer)."""
-    arrays = pretrained.read_checkpoint_params(workdir)
+    number of classes (read from its score layer) and the checkpoint's step."""
+    arrays, step = pretrained.read_checkpoint_params(workdir)
     num_classes = int(arrays["score_fr.bias"].shape[0])
-    model = models.build(config, num_classes, config.seed)
+    model = models.build(config.model, num_classes, config.seed)
     pretrained.load_previous_stage(model, arrays, workdir)
-    return model, num_classes
+    return model, num_classes, step
 
 
 class Predictor:
@@ -105,7 +105,7 @@ class Predictor:
         self.config = config_cli.workdir_config(workdir, has_config_flag=False)
         self.config.eval.update({k: v for k, v in options.items() if v is not None})
         config_checks.validate(self.config)
-        model, self.num_classes = trained_model(workdir, self.config)
+        model, self.num_classes, _ = trained_model(workdir, self.config)
         self.class_names = class_names(workdir, self.num_classes)
         graphdef, self.params, constants = nnx.split(model, nnx.Param, ...)
         inference = InferenceOptions.from_config(self.config.eval, augment.PAD_RGB)

@@ -46,7 +46,7 @@ class Run:
         self.local_batch = self.parallel.check_batch_size(config.train.batch_size)
         self.eval_local_batch = self.parallel.check_batch_size(config.eval.batch_size,
                                                                "eval.batch_size")
-        model = models.build(config, self.num_classes, config.seed)
+        model = models.build(config.model, self.num_classes, config.seed)
         if init_from:
             report = pretrained.initialise(model, init_from, config.model.init_convention)
             print(f"initialised from {init_from} ({report['layout']}): "

@@ -41,7 +41,7 @@ def test_the_docs_decoder_trains_in_every_variant(pixel_shuffle):
              "label": jnp.asarray(rng.integers(0, 3, (2, 40, 36)), jnp.uint8)}
     for variant in ("fcn32s", "fcn16s", "fcn8s"):
         config.model.variant = variant
-        model = models.build(config, 3, 0)
+        model = models.build(config.model, 3, 0)
         assert isinstance(model.upscore2 if variant != "fcn32s" else model.upscore,
                           pixel_shuffle)
         graphdef, params, constants = nnx.split(model, nnx.Param, ...)

@@ -38,11 +38,11 @@ def test_no_keys_or_rate_zero_is_the_identity():
 def test_evaluation_runs_without_dropout_and_training_with_it():
     config = tiny_config("fcn32s")
     config.model.dropout_rate = 0.5
-    model = models.build(config, 4, seed=0)
+    model = models.build(config.model, 4, seed=0)
     model.score_fr.kernel[...] = jnp.ones_like(model.score_fr.kernel[...])
     no_dropout = tiny_config("fcn32s")
     no_dropout.model.dropout_rate = 0.0
-    same = models.build(no_dropout, 4, seed=0)
+    same = models.build(no_dropout.model, 4, seed=0)
     same.score_fr.kernel[...] = jnp.ones_like(same.score_fr.kernel[...])
     images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)), jnp.uint8)
     np.testing.assert_array_equal(model(images), same(images))  # evaluation: exactly off

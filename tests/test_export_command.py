@@ -32,7 +32,8 @@ def test_exported_module_and_weights_give_the_trained_nets_logits(trained_fcn8s,
     assert (record["step"], record["variant"], record["init_convention"]) == (
         3, "fcn8s", "torchvision")
 
-    model, num_classes = trained_model(workdir, config)
+    model, num_classes, step = trained_model(workdir, config)
+    assert step == record["step"] and num_classes == record["num_classes"]
     module = jax.export.deserialize((out / "model.jax").read_bytes())
     rng = np.random.default_rng(0)
     for shape in [(2, 64, 96, 3), (1, 32, 160, 3)]:   # batch, height and width are symbolic
@@ -40,7 +41,7 @@ def test_exported_module_and_weights_give_the_trained_nets_logits(trained_fcn8s,
         np.testing.assert_allclose(np.asarray(module.call(images)), logits_of(model, images),
                                    rtol=1e-5, atol=1e-5)
 
-    checkpoint = pretrained.read_checkpoint_params(workdir)
+    checkpoint, _ = pretrained.read_checkpoint_params(workdir)
     for path in (out / "weights.npz", out / "weights.safetensors"):
         arrays = pretrained.read_arrays(str(path))
         # the reference layout by formula: OIHW, and the deconvolution's [in, out, kh, kw]
@@ -48,7 +49,7 @@ def test_exported_module_and_weights_give_the_trained_nets_logits(trained_fcn8s,
                                       checkpoint["conv1_1.weight"].transpose(3, 2, 0, 1))
         np.testing.assert_array_equal(arrays["score_pool3.weight"],
                                       checkpoint["score_pool3.weight"].transpose(3, 2, 0, 1))
-        fresh = models.build(config, num_classes, seed=1)
+        fresh = models.build(config.model, num_classes, seed=1)
         report = pretrained.load_reference(fresh, arrays, convention=record["init_convention"])
         assert report["kept_init"] == []
         images = rng.integers(0, 256, (1, 64, 64, 3)).astype(np.uint8)
@@ -73,7 +74,7 @@ def test_an_existing_export_is_kept_unless_overwrite(trained_fcn8s, tmp_path):
 def test_a_caffe_layout_net_exports_for_any_image_size(tiny_data_dir):
     config = overridden_config("fcn32s", tiny_data_dir, tiny_cli_overrides(3))
     config.model.caffe = True
-    model = models.build(config, 3, seed=0)
+    model = models.build(config.model, 3, seed=0)
     module = jax.export.deserialize(export.serialize_forward(model, caffe=True))
     images = np.random.default_rng(1).integers(0, 256, (1, 58, 90, 3)).astype(np.uint8)
     np.testing.assert_allclose(np.asarray(module.call(images)), logits_of(model, images),

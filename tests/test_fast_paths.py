@@ -49,12 +49,12 @@ def test_an_unknown_setting_names_the_key_and_the_choices():
 
 def test_the_model_takes_its_kernels_from_the_seam(monkeypatch):
     config = tiny_config("fcn8s")
-    assert models.build(config, 3, 0).kernels is FAST
+    assert models.build(config.model, 3, 0).kernels is FAST
     config.model.fast_paths = "off"
-    assert models.build(config, 3, 0).kernels is PLAIN
+    assert models.build(config.model, 3, 0).kernels is PLAIN
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     config.model.fast_paths = "auto"
-    model = models.build(config, 3, 0)
+    model = models.build(config.model, 3, 0)
     assert model.kernels is PLAIN and model.trunk.conv1_1.conv_general_dilated is lax.conv_general_dilated
 
 

@@ -72,7 +72,7 @@ def test_a_bfloat16_train_step_keeps_float32_state_and_finite_gradients(decoder)
 def test_the_config_key_is_checked_and_reaches_the_model():
     config = tiny_config("fcn8s")
     config.model.compute_dtype = "bfloat16"
-    assert models.build(config, 3, 0).trunk.dtype == jnp.bfloat16
+    assert models.build(config.model, 3, 0).trunk.dtype == jnp.bfloat16
     config.model.compute_dtype = "float16"
     with pytest.raises(ValueError, match="model.compute_dtype"):
         config_checks.validate(config)

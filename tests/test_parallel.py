@@ -23,7 +23,7 @@ def run_steps(mode: str, num_devices: int, num_steps: int = 3):
     config = tiny_config("fcn8s")
     config.optim.name = "sgd"
     config.optim.learning_rate = 0.05
-    model = models.build(config, NUM_CLASSES, seed=0)
+    model = models.build(config.model, NUM_CLASSES, seed=0)
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)
     tx = optim.build(config.optim, num_steps)
     state = {"step": np.int32(0), "params": params, "opt_state": tx.init(params),
@@ -64,7 +64,7 @@ def test_data_parallel_equals_single_device(mode, num_devices):
     for a, b in zip(flat, flat_ref):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     # The parameters moved: the comparison is not between two untouched initialisations.
-    init = jax.tree.leaves(nnx.split(models.build(tiny_config(), NUM_CLASSES, 0),
+    init = jax.tree.leaves(nnx.split(models.build(tiny_config().model, NUM_CLASSES, 0),
                                      nnx.Param, ...)[1])
     assert any(not np.allclose(a, b) for a, b in zip(flat, init))
 

@@ -56,7 +56,7 @@ def test_train_only_leaves_every_other_layer_bit_identical_and_undecayed():
     config = tiny_config("fcn32s")
     config.optim.name, config.optim.train_only = "sgd", ("score_fr",)
     config.optim.weight_decay, config.optim.warmup_steps = 0.5, 0
-    model = models.build(config, 4, seed=0)
+    model = models.build(config.model, 4, seed=0)
     _, params, _ = nnx.split(model, nnx.Param, ...)
     tx = optim.build(config.optim, 10)
     state = tx.init(params)

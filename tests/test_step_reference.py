@@ -30,7 +30,7 @@ def tiny_net():
     """A tiny FCN-16s without dropout (dropout is checked in test_dropout.py)."""
     config = tiny_config("fcn16s")
     config.model.dropout_rate = 0.0
-    model = models.build(config, NUM_CLASSES, seed=0)
+    model = models.build(config.model, NUM_CLASSES, seed=0)
     # Non-zero score layers, so every layer (the skip's too) gets a gradient from step 1.
     rng = np.random.default_rng(5)
     for layer in (model.score_fr, model.score_pool4):

@@ -84,7 +84,7 @@ def short_run(config, num_steps: int):
 
 
 def saved_params(workdir) -> dict:
-    return {k: np.asarray(v) for k, v in pretrained.read_checkpoint_params(str(workdir)).items()}
+    return {k: np.asarray(v) for k, v in pretrained.read_checkpoint_params(str(workdir))[0].items()}
 
 
 def test_fcn16s_starts_from_the_fcn32s_checkpoint_with_zero_new_score_layers(tiny_data_dir,

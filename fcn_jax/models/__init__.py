@@ -9,14 +9,15 @@ from fcn_jax.models.fcn import FCN
 COMPUTE_DTYPES = ("float32", "bfloat16")  # model.compute_dtype
 
 
-def build(config: ml_collections.ConfigDict, num_classes: int, seed: int) -> FCN:
-    """Build the FCN that ``config.model`` describes, initialised from ``seed``.
+def build(model_config: ml_collections.ConfigDict, num_classes: int, seed: int) -> FCN:
+    """Build the FCN that ``model_config`` (a config's ``model`` section) describes,
+    initialised from ``seed``.
 
     ``model.caffe`` picks the reference release's layout (models.caffe.CaffeFCN);
     ``model.fast_paths`` the kernels (backends.kernels); ``model.compute_dtype`` the dtype
     of activations and convolutions (parameters stay float32).
     """
-    m = config.model
+    m = model_config
     model_class = CaffeFCN if m.caffe else FCN
     return model_class(num_classes, variant=m.variant, width=m.width,
                        fc_channels=m.fc_channels or None, dropout_rate=m.dropout_rate,

@@ -263,22 +263,22 @@ def load_reference(model: nnx.Module, arrays: dict, *, convention: str = "auto",
             "kept_init": sorted(variables.keys() - converted.keys())}
 
 
-def read_checkpoint_params(path: str) -> dict[str, np.ndarray]:
-    """{reference name: array} of the latest checkpoint's params in a workdir."""
+def read_checkpoint_params(path: str) -> tuple[dict[str, np.ndarray], int]:
+    """{reference name: array} of the latest checkpoint's params in a workdir, and its step."""
     path = path.rstrip("/")
     workdir = os.path.dirname(path) if os.path.basename(path) == "checkpoints" else path
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise WeightsError(f"{path}: not a training workdir (no checkpoints/ directory)")
     checkpointer = Checkpointer(workdir, create=False)
     try:
-        params, _ = checkpointer.read_params()
+        params, step = checkpointer.read_params()
     except FileNotFoundError as error:
         raise WeightsError(str(error)) from None
     finally:
         checkpointer.close()
     flat = nnx.traversals.flatten_mapping(params)
     return {reference_name(p[:-1] if p[-1] == "value" else p): np.asarray(v)
-            for p, v in flat.items()}
+            for p, v in flat.items()}, step
 
 
 def load_previous_stage(model: nnx.Module, arrays: dict, source: str) -> dict:
@@ -309,7 +309,7 @@ def initialise(model: nnx.Module, source: str, convention: str = "auto") -> dict
     """Load ``source`` into ``model``: a training workdir (or its checkpoints/ directory) of a
     previous stage, or a weight file (``load_reference``)."""
     if os.path.isdir(source):
-        return load_previous_stage(model, read_checkpoint_params(source), source)
+        return load_previous_stage(model, read_checkpoint_params(source)[0], source)
     if not os.path.exists(source):
         raise WeightsError(f"model.init_from={source!r}: no such file or directory")
     return load_reference(model, read_arrays(source), convention=convention, source=source)
