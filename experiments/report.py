@@ -126,7 +126,7 @@ def learning_table(rows: list[dict], trials: list[dict]) -> str:
         for name in row["trials"]:
             for record in by_name[name]["logs"]:
                 if record["split"] == "eval" and record.get("mean_iu") is not None:
-                    curve.setdefault(record["step"], []).append(100 * record["mean_iu"])
+                    curve.setdefault(record["step"], []).append(record["mean_iu"])
         curves.append(curve)
         steps |= curve.keys()
     steps = sorted(steps)
@@ -327,7 +327,7 @@ def plot_learning_curves(path: str, trials: list[dict]) -> None:
         evals = [r for r in t["logs"] if r["split"] == "eval"]
         line, = loss_ax.plot([r["step"] for r in train], [r["loss"] for r in train],
                              label=t["name"], linewidth=1)
-        iu_ax.plot([r["step"] for r in evals], [100 * r["mean_iu"] for r in evals],
+        iu_ax.plot([r["step"] for r in evals], [r["mean_iu"] for r in evals],
                    marker="o", color=line.get_color(), linewidth=1)
     loss_ax.set(xlabel="step", ylabel="train loss")
     iu_ax.set(xlabel="step", ylabel="eval mean IU (%)")

@@ -156,7 +156,7 @@ def train_loop(trainer: Run, state: dict, checkpointer: Checkpointer,
                         scalars["first_step_seconds"], first_seconds = first_seconds, None
                     writer.write(step, "train", scalars)
                     progress.set_postfix(loss=f"{scalars['loss']:.4f}",
-                                         train_miu=f"{scalars['mean_iu']:.3f}")
+                                         train_miu=f"{100 * scalars['mean_iu']:.1f}%")
                     pending = []
                 if step % config.train.eval_every == 0 or step == num_steps:
                     with clock.pause(device_state) as timed:

@@ -1,6 +1,11 @@
 """Run logs: one strict JSON line per log step in ``metrics.jsonl`` (an undefined value, e.g.
 boundary precision before any boundary is predicted, is ``null``) plus TensorBoard event files
-(which leave undefined values out)."""
+(which leave undefined values out).
+
+Accuracies, IU and boundary scores are computed as fractions and logged in percent, as
+``results.json`` holds them; each record says so (``"units": "percent"``). ``read_metrics``
+converts the records of logs written before (no ``units``: fractions) to percent.
+"""
 
 import json
 import os
@@ -10,6 +15,21 @@ from PIL import Image
 from tensorboardX import SummaryWriter
 
 from fcn_jax.workdir import strict_json
+
+UNITS = "percent"
+# Scalars computed as fractions in [0, 1] and logged as percent (a list: per class).
+FRACTIONS = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu", "per_class_iu", "boundary_f",
+             "boundary_precision", "boundary_recall", "accuracy", "top1_accuracy")
+
+
+def in_percent(scalars: dict) -> dict:
+    """``scalars`` (JSON values) with every fraction of ``FRACTIONS`` times 100 (None and NaN
+    stay)."""
+    def scale(value):
+        if isinstance(value, list):
+            return [scale(v) for v in value]
+        return None if value is None else 100.0 * value
+    return {k: scale(v) if k in FRACTIONS else v for k, v in scalars.items()}
 
 
 class MetricWriter:
@@ -21,11 +41,12 @@ class MetricWriter:
         self.tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard")) if enabled else None
 
     def write(self, step: int, split: str, scalars: dict) -> None:
-        """Log a dict of scalars (lists are written to JSON only) for ``split`` at ``step``."""
+        """Log a dict of scalars (lists are written to JSON only) for ``split`` at ``step``;
+        fractions are logged in percent."""
         if not self.enabled:
             return
-        record = {"step": int(step), "split": split}
-        record.update({k: to_json(v) for k, v in scalars.items()})
+        scalars = in_percent({k: to_json(v) for k, v in scalars.items()})
+        record = {"step": int(step), "split": split, "units": UNITS, **scalars}
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(strict_json(record) + "\n")
         for key, value in scalars.items():
@@ -76,9 +97,12 @@ def to_json(value):
 
 
 def read_metrics(workdir: str) -> list[dict]:
-    """All records of ``<workdir>/metrics.jsonl`` (empty list if none)."""
+    """All records of ``<workdir>/metrics.jsonl`` (empty list if none), in percent: records
+    of older logs, which held fractions and no ``units``, are converted."""
     path = os.path.join(workdir, "metrics.jsonl")
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        records = [json.loads(line) for line in f if line.strip()]
+    return [r if r.get("units") == UNITS else {**in_percent(r), "units": UNITS}
+            for r in records]
