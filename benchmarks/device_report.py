@@ -52,7 +52,7 @@ PEAK_TFLOPS = {
 }
 DTYPES = ("float32", "bfloat16")
 FULL = {"width": 1.0, "size": 500, "batches": (1, 20), "steps": 10}
-TINY = {"width": 0.0625, "size": 64, "batches": (1, 2), "steps": 2}
+TINY = {"width": 0.0625, "size": 64, "batches": (2,), "steps": 2}
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -153,17 +153,45 @@ def test_every_net_is_the_same_with_fast_paths_on_and_off(variant):
         3, variant=variant, **SMALL, fast_paths=fast_paths, rngs=nnx.Rngs(0))), IMAGES)
 
 
-@pytest.mark.parametrize("decoder", [
-    d if d in ("learned_bilinear", "max_unpool") else pytest.param(d, marks=pytest.mark.slow)
-    for d in DECODERS if d != "bilinear"])
-def test_every_decoder_is_the_same_with_fast_paths_on_and_off(decoder):
+def test_max_unpooling_through_the_net_is_the_same_with_fast_paths_on_and_off():
+    """The decoder that reads the trunk's features (its switches)."""
     assert_nets_agree(*net_pair(lambda fast_paths: FCN(
-        3, variant="fcn8s", decoder=decoder, **SMALL, fast_paths=fast_paths,
+        3, variant="fcn8s", decoder="max_unpool", **SMALL, fast_paths=fast_paths,
         rngs=nnx.Rngs(0))), IMAGES)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("skip_scales", [(1.0, 1.0), (0.01, 1e-4)], ids=["staged", "at-once"])
+@pytest.mark.parametrize("decoder", list(DECODERS))
+def test_every_decoder_layer_is_the_same_with_either_kernel_set(decoder):
+    """Each upsampling layer (2x and 8x) alone, the same parameters, values and gradients."""
+    scores = normal(11, (2, 5, 4, 3))
+    for factor, stride in ((2, 32), (8, 8)):
+        top = int(np.log2(stride))  # conv<top> is the input of the pooling to this stride
+        features = {f"conv{level}": normal(level, (2, 5 * 2 ** (top - level + 1),
+                                                   4 * 2 ** (top - level + 1), 6))
+                    for level in range(1, top + 1)}
+        layers = []
+        for kernels in (FAST, PLAIN):
+            layer = DECODERS[decoder](3, factor, stride=stride, kernels=kernels,
+                                      dtype=jnp.float32, rngs=nnx.Rngs(0))
+            layers.append(randomized(layer, 0) if nnx.state(layer, nnx.Param) else layer)
+        size = (5 * factor - 1, 4 * factor - 2)
+
+        def apply(layer):
+            graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
+            return lambda p, x: nnx.merge(graphdef, p, rest)(x, *size, features), params
+        (fast, fast_params), (plain, plain_params) = (apply(layer) for layer in layers)
+        assert_same_values_and_grads(lambda x: fast(fast_params, x),
+                                     lambda x: plain(plain_params, x), scores,
+                                     rtol=1e-4, atol=1e-4)
+        if jax.tree.leaves(fast_params):
+            cotangent = normal(12, (2, *size, 3))
+            grads = [jax.grad(lambda p, f=f: jnp.vdot(f(p, scores), cotangent))(p)
+                     for f, p in ((fast, fast_params), (plain, plain_params))]
+            for got, want in zip(*(jax.tree.leaves(g) for g in grads)):
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("skip_scales", [(0.01, 1e-4)], ids=["at-once"])  # skips scaled
 def test_the_caffe_layout_is_the_same_with_fast_paths_on_and_off(skip_scales):
     assert_nets_agree(*net_pair(lambda fast_paths: CaffeFCN(
         3, variant="fcn8s", skip_scales=skip_scales, **SMALL, fast_paths=fast_paths,

@@ -47,7 +47,7 @@ def test_bfloat16_logits_are_float32_logits_to_bfloat16_precision(fast_paths):
     assert float(jnp.mean(jnp.abs(half - full))) < 0.01 * scale
 
 
-@pytest.mark.parametrize("decoder", ["bilinear", "learned_bilinear", "max_unpool"])
+@pytest.mark.parametrize("decoder", ["bilinear", "max_unpool"])  # fixed; learned, with switches
 def test_a_bfloat16_train_step_keeps_float32_state_and_finite_gradients(decoder):
     net = model("bfloat16", decoder=decoder)
     graphdef, params, constants = nnx.split(net, nnx.Param, ...)

@@ -350,7 +350,7 @@ def test_pickled_objects_are_refused_and_pickling_is_never_suggested(tmp_path):
 
 
 def test_arrays_of_no_known_layout_are_named_as_such_not_as_a_convention_problem():
-    model = build(tiny_config("fcn32s"), 7, seed=0)
+    model = build(tiny_config("fcn32s").model, 7, seed=0)
     arrays = {"encoder.layer1.weight": np.zeros((3, 3), np.float32)}
     with pytest.raises(pretrained.WeightsError, match=r"none of its 1 arrays has a layer name "
                                                    r"this importer knows \(encoder.layer1"):

@@ -7,17 +7,19 @@ from experiments.report import group_rows, learning_table, seconds_per_step
 
 
 def trial(name: str, lr: float, seed: int, curve: dict) -> dict:
+    """A finished trial whose logs (as ``writer.read_metrics`` gives them: percent) hold the
+    evaluation mean IU of ``curve``."""
     logs = [{"step": s, "split": "train", "loss": 1.0} for s in curve]
     logs += [{"step": s, "split": "eval", "mean_iu": v} for s, v in curve.items()]
-    metrics = {"pixel_acc": 50.0, "mean_acc": 40.0, "mean_iu": 100 * list(curve.values())[-1],
+    metrics = {"pixel_acc": 50.0, "mean_acc": 40.0, "mean_iu": list(curve.values())[-1],
                "fw_iu": 30.0}
     return {"name": name, "overrides": {"optim.learning_rate": lr, "seed": seed},
             "parent": None, "logs": logs, "results": {"metrics": metrics, "boundary_f": 20.0}}
 
 
 def test_each_settings_curve_is_the_mean_and_std_over_its_seeds():
-    trials = [trial("a0", 0.1, 0, {10: 0.10, 20: 0.30}), trial("a1", 0.1, 1, {10: 0.20, 20: 0.50}),
-              trial("b0", 0.01, 0, {10: 0.05, 20: None, 30: 0.15})]
+    trials = [trial("a0", 0.1, 0, {10: 10.0, 20: 30.0}), trial("a1", 0.1, 1, {10: 20.0, 20: 50.0}),
+              trial("b0", 0.01, 0, {10: 5.0, 20: None, 30: 15.0})]
     rows = group_rows(["optim.learning_rate", "seed"], trials)
     lines = learning_table(rows, trials).splitlines()
     assert lines[0] == "| setting | step 10 | step 20 | step 30 |"
