@@ -17,6 +17,7 @@ from configs import default
 from fcn_jax import data
 from fcn_jax.data import voc, voc_files
 from fcn_jax.data.checked import DataError
+from tests.helpers import run_module
 
 VOC_TRAIN = ["2007_000032", "2007_000039"]
 VOC_VAL = ["2007_000033", "2007_000042", "2007_000061"]
@@ -184,11 +185,13 @@ def test_build_reads_the_default_manual_dir_through_checked_sources(tmp_path):
     assert np.array_equal(example["label"], _voc_label(example["id"].decode()))
 
 
-def test_cli_prints_the_split_sizes(prepared, capsys):
-    _, manual, _, data_dir = prepared
-    voc.main(["--manual_dir", str(manual), "--data_dir", str(data_dir)])
-    out = capsys.readouterr().out
-    assert "sbd_train: 3 examples" in out and "seg11valid: 2 examples" in out
+def test_cli_prints_the_split_sizes(prepared, tmp_path):
+    """The README's command as a newcomer runs it (``python -m``, a fresh data dir)."""
+    manual = prepared[1]
+    proc = run_module("fcn_jax.data.voc", "--manual_dir", str(manual), "--data_dir",
+                      str(tmp_path / "tfds"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sbd_train: 3 examples" in proc.stdout and "seg11valid: 2 examples" in proc.stdout
 
 
 def test_reading_needs_no_tensorflow(prepared):

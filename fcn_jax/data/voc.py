@@ -108,4 +108,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the imported module's command, whose builder is the registered one: tfds finds a
+    # builder's metadata through its module's package, which this __main__ copy has none of.
+    from fcn_jax.data import voc as registered
+    registered.main()
