@@ -10,9 +10,10 @@ dtype (float32; bfloat16 = ``model.compute_dtype``) and batch (1 and 20), and ea
 seconds, model FLOPs utilisation (XLA's cost analysis of the step over its time and the
 devices' peak, from the table below or ``--peak-tflops``), XLA's buffer total of the step per
 device; beside it the inference milliseconds per image of the same batch. Last, the device
-allocator's peak over the whole report, where the backend keeps one (GPU, TPU). With torch installed for the same device
-(CUDA, or the CPU), the standard-layout FCN-8s (``benchmarks/torch_fcn.py``, the same layers
-without the 100-pixel padding) is timed in both libraries, alternating, and the ratio printed.
+allocator's peak over the whole report, where the backend keeps one (GPU, TPU). With torch
+installed for the same device (CUDA, or the CPU), the standard-layout FCN-8s
+(``benchmarks/torch_fcn.py``, the same layers without the 100-pixel padding) is timed in both
+libraries, alternating, and the ratio printed.
 The goals each figure is to be judged by are in docs/performance.md.
 """
 
@@ -188,8 +189,8 @@ def torch_comparison(args, dtype: str, device: str) -> dict:
 def main(argv=None):
     args = parse_args(argv)
     device = jax.devices()[0]
-    print(f"# device report: {device.device_kind} x {jax.device_count()} ({jax.default_backend()}), "
-          f"jax {jax.__version__}, {backends.describe(args.fast_paths)}")
+    print(f"# device report: {device.device_kind} x {jax.device_count()} "
+          f"({jax.default_backend()}), jax {jax.__version__}, {backends.describe(args.fast_paths)}")
     print(f"Caffe-layout FCN-8s, width {args.width}, {args.size}x{args.size}, {args.steps} timed "
           "steps per row (after one untimed)\n")
     print("| dtype | batch | mode | devices | train img/s | compile s | GFLOP/step | MFU | "
@@ -203,15 +204,17 @@ def main(argv=None):
             ms = inference_ms_per_image(model, batch, args)
             for mode in args.modes:
                 row = train_row(model, mode, batch, args)
-                mfu = (f"{100 * row['flops'] / row['seconds'] / (peak * 1e12 * row['devices']):.1f}%"
+                achieved = row["flops"] / row["seconds"]  # FLOP/s over all the devices
+                mfu = (f"{100 * achieved / (peak * 1e12 * row['devices']):.1f}%"
                        if peak and row["flops"] else "-")
                 print(f"| {dtype} | {batch} | {mode} | {row['devices']} | "
                       f"{batch / row['seconds']:.1f} | {row['compile_s']:.1f} | "
                       f"{row['flops'] / 1e9:.1f} | {mfu} | "
                       f"{row['memory'] / 2**20:.0f} | {ms:.2f} |")
     peak_bytes = allocator_peak_bytes()
-    print(f"\nallocator peak over the report: "
-          f"{'not reported by this backend' if peak_bytes is None else f'{peak_bytes / 2**20:.0f} MiB'}")
+    peak_text = ("not reported by this backend" if peak_bytes is None
+                 else f"{peak_bytes / 2**20:.0f} MiB")
+    print(f"\nallocator peak over the report: {peak_text}")
     device_name = None if args.no_torch else torch_device()
     if device_name is None:
         print("\nPyTorch: not compared (--no-torch, or no torch build for this device)")

@@ -25,11 +25,11 @@ import numpy as np
 from flax import nnx
 
 from configs import classifier as classifier_config
-from fcn_jax.models import pretrained
+from fcn_jax import inputs
 from fcn_jax.data import objects
+from fcn_jax.models import pretrained
 from fcn_jax.models.classifier import (VGG16Classifier, from_torchvision, input_size,
                                        to_torchvision)
-from fcn_jax import inputs
 from fcn_jax.models.fcn import FCN
 from fcn_jax.models.patch import PatchClassifier, naive_sliding_window, window_grid
 from fcn_jax.models.vgg import TRUNK_STRIDE
@@ -76,7 +76,8 @@ def vgg_net(weights_file: str = "") -> WindowNet:
              "fc6_kernel": model_config.fc6_kernel}
     classifier = VGG16Classifier(objects.NUM_CLASSES, **shape, rngs=nnx.Rngs(params=0))
     if weights_file:
-        from_torchvision(classifier, pretrained.read_arrays(weights_file), pretrained.TORCHVISION_VGG16)
+        from_torchvision(classifier, pretrained.read_arrays(weights_file),
+                         pretrained.TORCHVISION_VGG16)
     arrays = to_torchvision(classifier, pretrained.TORCHVISION_VGG16)
     fcn = FCN(objects.NUM_CLASSES, variant="fcn32s", **shape, rngs=nnx.Rngs(params=0))
     pretrained.load_reference(fcn, arrays)

@@ -28,9 +28,9 @@ from flax import nnx
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from fcn_jax import backends, cli, config_checks, config_cli, models, steps, viz
-from fcn_jax.models import pretrained
 from fcn_jax.data import augment, pipeline
 from fcn_jax.inference import InferenceOptions
+from fcn_jax.models import pretrained
 from fcn_jax.models.vgg import TRUNK_STRIDE
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")

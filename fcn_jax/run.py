@@ -17,11 +17,11 @@ from flax import nnx
 
 from fcn_jax import (backends, class_balance, config_checks, data, metrics, models, optim,
                      steps, viz)
-from fcn_jax.models import pretrained
 from fcn_jax.checkpoint import Checkpointer, ModelMismatch
 from fcn_jax.data import pipeline
 from fcn_jax.inference import InferenceOptions
 from fcn_jax.inputs import PAD_RGB
+from fcn_jax.models import pretrained
 from fcn_jax.models.vgg import TRUNK_STRIDE
 from fcn_jax.parallel import DataParallel
 from fcn_jax.workdir import config_differences

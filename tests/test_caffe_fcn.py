@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fcn_jax.models import pretrained
-from fcn_jax.models import caffe
-from fcn_jax.models.caffe import CaffeFCN
 from fcn_jax.inputs import RGB_MEAN, RGB_STD
+from fcn_jax.models import caffe, pretrained
+from fcn_jax.models.caffe import CaffeFCN
 from fcn_jax.models.fcn import FCN
 from tests import numpy_reference_fcn as ref
 

@@ -11,8 +11,8 @@ import pytest
 from flax import nnx
 
 from fcn_jax import inputs
-from fcn_jax.models import pretrained
 from fcn_jax.data import embedded, objects, objects_dataset
+from fcn_jax.models import pretrained
 from fcn_jax.models.classifier import VGG16Classifier, input_size, to_torchvision
 from fcn_jax.models.fcn import FCN
 from tests.helpers import ROOT, tiny_cli_overrides

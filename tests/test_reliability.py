@@ -16,9 +16,9 @@ import orbax.checkpoint as ocp
 import pytest
 
 from fcn_jax import config_checks, data, evaluate, train
-from fcn_jax.models import pretrained
 from fcn_jax.checkpoint import CheckpointError, Checkpointer
 from fcn_jax.config_checks import ConfigError
+from fcn_jax.models import pretrained
 from fcn_jax.models import build
 from fcn_jax.preemption import EXIT_PREEMPTED
 from fcn_jax.train import GoodCheckpoints

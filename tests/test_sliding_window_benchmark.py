@@ -10,8 +10,8 @@ import pytest
 from flax import nnx
 
 from benchmarks import sliding_window
-from fcn_jax.models import pretrained
 from fcn_jax.data import objects
+from fcn_jax.models import pretrained
 from fcn_jax.models.classifier import VGG16Classifier, from_torchvision, to_torchvision
 from tests.helpers import ROOT
 

@@ -7,8 +7,8 @@ import pytest
 
 from configs import voc
 from fcn_jax import run, train
-from fcn_jax.models import pretrained
 from fcn_jax.checkpoint import Checkpointer
+from fcn_jax.models import pretrained
 from fcn_jax.ops.upsample import bilinear_kernel
 from tests.helpers import random_batch, tiny_config
 

@@ -27,9 +27,9 @@ JAX starts, so data parallelism runs one batch slice per device.
 ``model.fast_paths=auto`` on this backend only): each is a formulation XLA:CPU runs faster
 than the plain one, measured in docs/performance.md; on a GPU or TPU their gathered patches
 and hand-written gradients would cost memory for nothing.
-- convolutions by the operands' shapes (``fast_conv``): 3-channel inputs as a column-grouped
-  banded matmul, 1x1 and larger-than-3x3 kernels (fc6, fc7, score layers) as im2col matmuls,
-  the rest lax's convolution;
+- convolutions by the operands' shapes (``fast_conv_form``): 3-channel inputs as a
+  column-grouped banded matmul, 1x1 and larger-than-3x3 kernels (fc6, fc7, score layers) as
+  im2col matmuls, the rest lax's convolution;
 - 2x2 ceil-mode max pooling as four strided slices with a scatter-free gradient;
 - fixed (per-class bilinear) upsampling as per-channel sub-pixel phases, learned upsampling as
   one sub-pixel matmul;
