@@ -1,6 +1,6 @@
 """The train step in float32 and in bfloat16 (``model.compute_dtype``), alternating in one process.
 
-    .venv/bin/python -m benchmarks.compute_dtype   # the default run's net: width 0.125, 96x96, batch 16
+    .venv/bin/python -m benchmarks.compute_dtype   # the default run's net: width 0.125, 96x96
 
 Both steps are the trainer's body (``steps.train_step``: Adam, mean pixel loss) on the same
 batch; ``--rounds`` alternating rounds of ``--steps`` steps each, one untimed step first per
