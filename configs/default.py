@@ -53,6 +53,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.caffe = False                 # True: the reference release's layout (models/caffe.py)
     c.model.fast_paths = "auto"           # auto: CPU fast kernels on the CPU backend only | off
     c.model.compute_dtype = "float32"     # float32 | bfloat16 (float32 params, optimiser, loss)
+    c.model.shift_stitch = 1              # f > 1: shift-and-stitch to stride / f (f^2 passes)
     c.model.init_from = ""                # weight file or checkpoint workdir (models/pretrained.py)
     c.model.init_convention = "auto"      # input convention of init_from: auto|caffe|torchvision
 

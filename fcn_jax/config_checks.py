@@ -16,6 +16,7 @@ from fcn_jax.backends import FAST_PATHS
 from fcn_jax.models import COMPUTE_DTYPES
 from fcn_jax.models.decoders import DECODERS
 from fcn_jax.models.fcn import VARIANT_STRIDES
+from fcn_jax.ops.shift_stitch import allowed_factors
 from fcn_jax.optim import SCHEDULES
 from fcn_jax.parallel import MODES
 
@@ -153,6 +154,16 @@ def problems(config: ml_collections.ConfigDict) -> list[str]:
     if present and isinstance(stride, int) and isinstance(size, int) and stride > size:
         found.append(f"config.eval.tile_stride = {stride!r}: expected at most eval.tile_size "
                      f"({size}), or 0")
+    present, factor = lookup(config, "model.shift_stitch")
+    _, variant = lookup(config, "model.variant")
+    if present and variant in VARIANT_STRIDES:
+        allowed = allowed_factors(VARIANT_STRIDES[variant])
+        if factor not in allowed or isinstance(factor, bool):
+            found.append(f"config.model.shift_stitch = {factor!r}: expected one of {allowed} "
+                         f"(factors that divide {variant}'s stride into an even stride; 1 = off)")
+        elif factor > 1 and lookup(config, "model.caffe")[1] is True:
+            found.append(f"config.model.shift_stitch = {factor!r}: expected 1 with "
+                         "model.caffe=True (the Caffe layout's crops assume its own stride)")
     present, rate = lookup(config, "loss.sampling_rate")
     if present and lookup(config, "model.caffe")[1] is True and rate != 1:
         found.append(f"config.loss.sampling_rate = {rate!r}: expected 1 with model.caffe=True "

@@ -15,7 +15,8 @@ def build(model_config: ml_collections.ConfigDict, num_classes: int, seed: int) 
 
     ``model.caffe`` picks the reference release's layout (models.caffe.CaffeFCN);
     ``model.fast_paths`` the kernels (backends.kernels); ``model.compute_dtype`` the dtype
-    of activations and convolutions (parameters stay float32).
+    of activations and convolutions (parameters stay float32); ``model.shift_stitch`` the
+    shift-and-stitch factor (1 = off).
     """
     m = model_config
     model_class = CaffeFCN if m.caffe else FCN
@@ -23,4 +24,5 @@ def build(model_config: ml_collections.ConfigDict, num_classes: int, seed: int) 
                        fc_channels=m.fc_channels or None, dropout_rate=m.dropout_rate,
                        decoder=m.decoder, skip_scales=tuple(m.skip_scales),
                        fc6_kernel=m.fc6_kernel, fast_paths=m.fast_paths,
-                       compute_dtype=m.compute_dtype, rngs=nnx.Rngs(params=seed))
+                       compute_dtype=m.compute_dtype, shift_stitch=m.shift_stitch,
+                       rngs=nnx.Rngs(params=seed))

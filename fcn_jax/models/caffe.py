@@ -25,7 +25,11 @@ OUTPUT_CROP_OFFSETS = {"fcn32s": 19, "fcn16s": 27, "fcn8s": 31}
 class CaffeFCN(FCN):
     """FCN-32s/16s/8s with the reference release's padding, crops and input convention."""
 
-    def __init__(self, num_classes: int, *, decoder: str = "bilinear", **kwargs):
+    def __init__(self, num_classes: int, *, decoder: str = "bilinear", shift_stitch: int = 1,
+                 **kwargs):
+        if shift_stitch != 1:
+            raise ValueError(f"model.shift_stitch={shift_stitch!r}: expected 1 with "
+                             "model.caffe=True (the release's crops assume its own stride)")
         if not is_transposed_conv(decoder):
             choices = tuple(d for d in DECODERS if is_transposed_conv(d))
             raise ValueError(f"model.caffe=True needs a transposed-convolution decoder "

@@ -174,6 +174,8 @@ class MaxUnpoolUpsample(BedOfNailsUpsample):
     pooling that took stride s/2 to s found its maximum (pool5 for 32 -> 16, ..., pool1 for
     2 -> 1), from that pooling's input ``features["conv<level>"]``."""
 
+    reads_trunk_features = True  # shift-and-stitch cannot feed it (models/fcn.py)
+
     def unpool_2x(self, x: jax.Array, level: int, features) -> jax.Array:
         name = f"conv{level}"
         if not features or name not in features:

@@ -5,6 +5,8 @@ score_pool4 (1x1 conv on pool4); FCN-8s adds that sum, upsampled 2x, to score_po
 is upsampled to the input by a transposed convolution (kernel 2f, stride f, bilinear init, one
 filter per class) and cropped so every input size gives logits of exactly that size; the
 ``decoder`` argument swaps every upsampling layer for an unpooling alternative (decoders.py).
+``shift_stitch`` f > 1 refines those scores to stride s / f by shift-and-stitch (section 3.2,
+ops/shift_stitch.py) before the final upsampling, which then upsamples s / f times.
 Score layers start at zero. "At-once" training scales pool4 by 0.01 and pool3 by 1e-4.
 With ``compute_dtype="bfloat16"`` every layer computes in bfloat16 from float32 parameters;
 the logits are returned as float32, so the softmax and the loss are float32.
@@ -16,8 +18,9 @@ import numpy as np
 from flax import nnx
 
 from fcn_jax import inputs
-from fcn_jax.models.decoders import make_upsampler
+from fcn_jax.models.decoders import DECODERS, make_upsampler
 from fcn_jax.models.vgg import FC6_KERNEL, VGG16
+from fcn_jax.ops import shift_stitch as stitching
 
 VARIANT_STRIDES = {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}
 # The reference release's name for the final upsampling layer of each variant.
@@ -45,11 +48,18 @@ class FCN(nnx.Module):
                  fc_channels: int | None = None, dropout_rate: float = 0.5,
                  decoder: str = "bilinear", skip_scales: tuple = (1.0, 1.0),
                  caffe_trunk: bool = False, fc6_kernel: int = FC6_KERNEL,
-                 fast_paths: str = "auto", compute_dtype: str = "float32", rngs: nnx.Rngs):
+                 fast_paths: str = "auto", compute_dtype: str = "float32",
+                 shift_stitch: int = 1, rngs: nnx.Rngs):
         if variant not in VARIANT_STRIDES:
             raise ValueError(f"model.variant={variant!r}: expected one of "
                              f"{sorted(VARIANT_STRIDES)}")
+        stitching.check_factor(shift_stitch, VARIANT_STRIDES[variant])
+        if shift_stitch > 1 and getattr(DECODERS.get(decoder), "reads_trunk_features", False):
+            raise ValueError(f"model.decoder={decoder!r} places scores at the trunk's pooling "
+                             f"switches, which stitched scores do not have: use another "
+                             f"decoder with model.shift_stitch={shift_stitch}")
         self.variant = variant
+        self.shift_stitch = shift_stitch
         self.decoder = decoder
         self.num_classes = num_classes
         self.pool4_scale, self.pool3_scale = (float(s) for s in skip_scales)
@@ -70,13 +80,14 @@ class FCN(nnx.Module):
             self.upscore_pool4 = make_upsampler(decoder, num_classes, 2, stride=16,
                                                  kernels=kernels, dtype=self.trunk.dtype,
                                                  rngs=rngs)
+        final_stride = stride // shift_stitch
         setattr(self, FINAL_UPSAMPLING_NAMES[variant],
-                make_upsampler(decoder, num_classes, stride, stride=stride, kernels=kernels,
-                               dtype=self.trunk.dtype, rngs=rngs))
+                make_upsampler(decoder, num_classes, final_stride, stride=final_stride,
+                               kernels=kernels, dtype=self.trunk.dtype, rngs=rngs))
 
     @property
     def stride(self) -> int:
-        """The output stride before the final upsampling (32, 16 or 8)."""
+        """The stride of the fused scores (32, 16 or 8), before any shift-and-stitch."""
         return VARIANT_STRIDES[self.variant]
 
     def __call__(self, images: jax.Array, *, dropout_keys: jax.Array | None = None) -> jax.Array:
@@ -86,7 +97,23 @@ class FCN(nnx.Module):
         the hooks where the reference release's layout (models.caffe.CaffeFCN) differs.
         """
         height, width = images.shape[1:3]
-        features = self.trunk(self.model_input(images), dropout_keys=dropout_keys)
+        x = self.model_input(images)
+        if self.shift_stitch == 1:
+            score, features = self.scores(x, dropout_keys)
+        else:  # the shifted copies are filled with 0, the mean colour after model_input
+            keys = None
+            if dropout_keys is not None:  # new masks for each copy of an example
+                keys = jnp.concatenate([jax.vmap(jax.random.fold_in, (0, None))(dropout_keys, i)
+                                        for i in range(self.shift_stitch ** 2)])
+            score = stitching.shift_and_stitch(lambda copies: self.scores(copies, keys)[0], x,
+                                               self.shift_stitch, self.stride)
+            features = None
+        final = getattr(self, FINAL_UPSAMPLING_NAMES[self.variant])
+        return self.upsample_to(final, score, height, width, features).astype(jnp.float32)
+
+    def scores(self, x: jax.Array, dropout_keys: jax.Array | None) -> tuple[jax.Array, dict]:
+        """The fused class scores at ``stride`` of a model input, and the trunk's features."""
+        features = self.trunk(x, dropout_keys=dropout_keys)
         score = self.score_fr(features["fc7"])
         if self.stride <= 16:
             score = self.fuse(score, self.upscore2, "score_pool4",
@@ -94,8 +121,7 @@ class FCN(nnx.Module):
         if self.stride <= 8:
             score = self.fuse(score, self.upscore_pool4, "score_pool3",
                               self.score_pool3(features["pool3"] * self.pool3_scale), features)
-        final = getattr(self, FINAL_UPSAMPLING_NAMES[self.variant])
-        return self.upsample_to(final, score, height, width, features).astype(jnp.float32)
+        return score, features
 
     def model_input(self, images: jax.Array) -> jax.Array:
         """The trunk's input: RGB normalised by the ImageNet mean and std (fcn_jax/inputs.py)."""
