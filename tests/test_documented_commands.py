@@ -69,7 +69,7 @@ TESTED = {
         "tests/test_sweeps.py::test_emit_commands_writes_one_line_per_unfinished_trial"],
     **{f"python -m experiments.sweep --sweep {name}": [f"{SWEEP_EMIT}[{name}]"]
        for name in ("sgd_lr", "skips", "pretraining", "upsampling", "loss_sampling",
-                    "balancing", "augmentation", "data_size", "precision")},
+                    "balancing", "augmentation", "data_size", "precision", "learning_regime")},
 }
 UNTESTABLE = {
     ".venv/bin/tensorboard": "the viewer of the optional tensorboard extra, not installed by "
