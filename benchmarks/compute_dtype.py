@@ -35,10 +35,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def step_runner(dtype: str, args, batch: dict):
-    """A blocking callable running one compiled train step of the net in ``dtype``."""
-    model = FCN(NUM_CLASSES, variant=args.variant, width=args.width, fc6_kernel=3,
-                compute_dtype=dtype, rngs=nnx.Rngs(0))
+def step_runner(args, batch: dict, **model_kwargs):
+    """A blocking callable running one compiled train step of the FCN that ``args`` (variant,
+    width) and ``model_kwargs`` (e.g. compute_dtype, shift_stitch) describe."""
+    model = FCN(NUM_CLASSES, **{"variant": args.variant, **model_kwargs}, width=args.width,
+                fc6_kernel=3, rngs=nnx.Rngs(0))
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)
     tx = optax.adam(1e-3)
     holder = [{"step": jnp.zeros((), jnp.int32), "params": params,
@@ -54,20 +55,30 @@ def step_runner(dtype: str, args, batch: dict):
     return once
 
 
+def random_batch(args) -> dict:
+    """``args.batch`` random images of ``args.size`` x ``args.size`` and their labels."""
+    rng = np.random.default_rng(0)
+    shape = (args.batch, args.size, args.size)
+    return {"image": jnp.asarray(rng.integers(0, 256, (*shape, 3)), jnp.uint8),
+            "label": jnp.asarray(rng.integers(0, NUM_CLASSES, shape), jnp.uint8)}
+
+
+def alternating_ms(runners: dict, rounds: int, calls: int) -> dict:
+    """Median milliseconds per call of each blocking callable, over ``rounds`` rounds that
+    run each in turn for ``calls`` timed calls after one untimed call."""
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, once in runners.items():
+            once()  # untimed: the first call after another net's
+            times[name].append(seconds_per_call(once, calls)[0])
+    return {name: 1000 * float(np.median(t)) for name, t in times.items()}
+
+
 def main(argv=None):
     args = parse_args(argv)
-    rng = np.random.default_rng(0)
-    batch = {"image": jnp.asarray(rng.integers(0, 256, (args.batch, args.size, args.size, 3)),
-                                  jnp.uint8),
-             "label": jnp.asarray(rng.integers(0, NUM_CLASSES, (args.batch, args.size,
-                                                                args.size)), jnp.uint8)}
-    runners = {dtype: step_runner(dtype, args, batch) for dtype in COMPUTE_DTYPES}
-    times = {dtype: [] for dtype in runners}
-    for _ in range(args.rounds):
-        for dtype, once in runners.items():
-            once()  # untimed: the first call after the other step
-            times[dtype].append(seconds_per_call(once, args.steps)[0])
-    ms = {dtype: 1000 * float(np.median(t)) for dtype, t in times.items()}
+    batch = random_batch(args)
+    runners = {dtype: step_runner(args, batch, compute_dtype=dtype) for dtype in COMPUTE_DTYPES}
+    ms = alternating_ms(runners, args.rounds, args.steps)
     print(f"{args.variant}, width {args.width}, {args.size}x{args.size}, batch {args.batch}, "
           f"{jax.devices()[0].device_kind}, {backends.describe('auto')}; median of "
           f"{args.rounds} alternating rounds x {args.steps} steps")

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from benchmarks import compute_dtype, device_report, step_memory
+from benchmarks import compute_dtype, device_report, refinement_cost, step_memory
 from fcn_jax.models.caffe import CaffeFCN
 
 
@@ -58,6 +58,15 @@ def test_the_compute_dtype_timing_prints_both_and_their_ratio(capsys):
     assert [line.split(":")[0] for line in lines[1:]] == ["float32", "bfloat16",
                                                         "bfloat16 / float32 time"]
     assert float(lines[-1].split(": ")[1]) > 0
+
+
+def test_the_refinement_cost_prints_every_net_against_fcn32s(capsys):
+    refinement_cost.main(["--width", "0.0625", "--size", "32", "--batch", "2", "--rounds", "1",
+                          "--steps", "1"])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines()[3:]]
+    assert [row[0].lstrip("| ") for row in rows] == list(refinement_cost.NETS)
+    assert rows[0][2] == "1.00" and rows[0][4].rstrip(" |") == "1.00"
+    assert all(float(row[1]) > 0 and float(row[3]) > 0 for row in rows)
 
 
 def test_the_plain_path_gathers_no_patches():
