@@ -118,7 +118,8 @@ def shrink_to_smoke(c: ml_collections.ConfigDict) -> None:
 CLASSIFIER_WEIGHTS = "workdirs/classifier/vgg16_classifier.npz"
 STUDY_SEEDS = range(5)
 # The paper's fine-tuning recipe (section 4.1): SGD, momentum 0.9, a fixed learning rate,
-# biases at twice the rate. The rate is the best of the ``sgd_lr`` sweep (see docs/experiments.md, Studies).
+# biases at twice the rate. The rate is the best of the ``sgd_lr`` sweep (see
+# docs/experiments.md, Studies).
 PAPER_RECIPE = {"optim.name": "sgd", "optim.momentum": 0.9, "optim.learning_rate": 0.01,
                 "optim.schedule": "constant", "optim.warmup_steps": 0, "optim.bias_lr_mult": 2.0}
 # Steps per stage: FCN-32s (and -fixed) from the classifier, then FCN-16s and FCN-8s from the
