@@ -46,6 +46,8 @@ TESTED = {
                                       "test_browse_train_and_predict_on_your_own_folder"],
     "python -m fcn_jax.export": ["tests/test_export_command.py::"
                                  "test_exported_module_and_weights_give_the_trained_nets_logits"],
+    "python -m benchmarks.refinement_cost": ["tests/test_device_report.py::test_the_refinement_"
+                                             "cost_prints_every_net_against_fcn32s"],
     "python -m benchmarks.device_report": ["tests/test_device_report.py::"
                                            "test_the_device_report_prints_every_row_at_a_tiny_size"],
     "python -m fcn_jax.pretrain": ["tests/test_classifier_pretraining.py::"
