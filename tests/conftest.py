@@ -1,10 +1,20 @@
-"""Tests run on CPU with 4 fake devices; set before jax is imported anywhere."""
+"""Tests run on CPU with 4 fake devices and a shared compilation cache; set before jax is
+imported anywhere."""
 
 import os
 
 os.environ["JAX_PLATFORMS"] = "cpu"
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                            + " --xla_force_host_platform_device_count=4").strip()
+
+# One persistent XLA compilation cache for the suite and every command it starts: the same tiny
+# nets are compiled in many processes. An entry is keyed by the program, the compile options,
+# the devices and the jax version, so a hit is the executable a compilation would give. A
+# size limit turns on the cache's file lock, which the two pytest workers need.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workdirs", "jax_cache_tests"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 << 30))
 
 import pytest  # noqa: E402  (after the environment is set)
 
