@@ -48,7 +48,7 @@ run: classifier
 
 ## make test: install, then run the test suite on CPU with fake devices.
 test: install-test
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 --durations=25 tests
 
 ## make test-quick: the same without the end-to-end command runs marked slow (about half the time).
 test-quick: install-test
