@@ -9,12 +9,31 @@ converts the records of logs written before (no ``units``: fractions) to percent
 
 import json
 import os
+import sys
 
 import numpy as np
 from PIL import Image
-from tensorboardX import SummaryWriter
 
 from fcn_jax.workdir import strict_json
+
+
+def import_summary_writer():
+    """tensorboardX's ``SummaryWriter``, imported with torch kept out: tensorboardX tries
+    ``import torch`` at import only to accept torch tensors, which this project never logs,
+    and that import costs every process 1-2 s where torch is installed. Torch stays importable
+    afterwards."""
+    blocked = "torch" not in sys.modules
+    if blocked:
+        sys.modules["torch"] = None  # makes ``import torch`` raise ImportError
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        if blocked:
+            del sys.modules["torch"]
+    return SummaryWriter
+
+
+SummaryWriter = import_summary_writer()
 
 UNITS = "percent"
 # Scalars computed as fractions in [0, 1] and logged as percent (a list: per class).

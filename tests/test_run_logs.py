@@ -3,6 +3,8 @@ accuracies and IU in percent, as in results.json, also when read from an older l
 
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 
@@ -62,3 +64,15 @@ def test_fractions_are_logged_in_percent_and_older_logs_read_in_percent(tmp_path
                                          "per_class_iu": [50.0, None], "loss": 0.7,
                                          "units": "percent"}]
     assert read_metrics(str(tmp_path))[0] == train  # a new log is read as written
+
+
+def test_the_writer_leaves_torch_unimported_and_importable():
+    """tensorboardX's import-time ``import torch`` (1-2 s per process) is kept out; torch,
+    where installed, still imports afterwards."""
+    code = ("import sys, importlib.util; import fcn_jax.writer; "
+            "assert 'torch' not in sys.modules, 'torch imported'; "
+            "assert importlib.util.find_spec('torch') is None or "
+            "__import__('torch').ones(2).sum().item() == 2.0")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
