@@ -3,7 +3,8 @@
 
 Its trunk is the default FCN's (configs/default.py: same width and fc6 kernel), so the file it
 writes initialises that FCN through the torchvision VGG16 import path. ``:quick`` is the
-seconds-long smoke test on the tiny objects config.
+seconds-long smoke test on the tiny objects config, with the trunk of the smoke FCN
+(``configs/default.py:smoke``), which it initialises the same way.
 """
 
 import ml_collections
@@ -15,7 +16,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The classifier config; ``arg`` may be ``quick``."""
     if arg not in (None, "", "quick"):
         raise ValueError(f"configs/classifier.py:{arg}: expected no argument or 'quick'")
-    fcn = default.get_config()
+    fcn = default.get_config("smoke" if arg == "quick" else None)
     c = ml_collections.ConfigDict()
     c.seed = 0
 
@@ -49,7 +50,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.parallel = fcn.parallel.copy_and_resolve_references()
     if arg == "quick":
         c.data.builder_config = "tiny"
-        c.model.fc6_kernel = 2
         c.train.batch_size, c.train.num_steps, c.train.log_every = 8, 4, 2
         c.optim.warmup_steps = 0
         c.eval.batch_size = 16

@@ -5,6 +5,9 @@ overridden on the command line, e.g. ``--config.optim.learning_rate=3e-4``; unkn
 errors.
 """
 
+import math
+import os
+
 import ml_collections
 
 from fcn_jax import sweeps
@@ -103,14 +106,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     return c
 
 
+# The smoke run: tiny data and net, 20 steps, one evaluation. Its trunk is the quick
+# classifier's (configs/classifier.py:quick: 64x64 images, so fc6 is 2x2).
+SMOKE = {"data.builder_config": "tiny", "data.crop_size": 32, "data.num_threads": 1,
+         "data.prefetch": 2, "model.width": 0.0625, "model.fc_channels": 16,
+         "model.fc6_kernel": 2, "optim.warmup_steps": 0, "train.batch_size": 4,
+         "train.num_steps": 20, "train.log_every": 5, "train.eval_every": 20,
+         "train.checkpoint_every": 10, "train.num_overlays": 2, "eval.batch_size": 4}
+
+
 def shrink_to_smoke(c: ml_collections.ConfigDict) -> None:
-    """A seconds-long run for trying commands: tiny data and net, 20 steps, one evaluation."""
-    c.data.update(builder_config="tiny", crop_size=32, num_threads=1, prefetch=2)
-    c.model.update(width=0.0625, fc_channels=16)
-    c.optim.warmup_steps = 0
-    c.train.update(batch_size=4, num_steps=20, log_every=5, eval_every=20,
-                   checkpoint_every=10, num_overlays=2)
-    c.eval.batch_size = 4
+    """A seconds-long run for trying commands (``SMOKE``)."""
+    sweeps.apply_overrides(c, SMOKE)
 
 
 # The file ``make classifier`` writes (configs/classifier.py), relative to the repository root,
@@ -270,6 +277,47 @@ def learning_regime_sweep() -> list[dict]:
              "train.checkpoint_every": EVAL_EVERY["train.checkpoint_every"] * c.train.batch_size}
     return sweeps.product(sweeps.sweep("seed", STUDY_SEEDS),
                           [{**base, **paper}, {**base, **heavy}])
+
+
+# ``experiments.sweep --quick``: every trial of a study on the smoke config, to try the study
+# end to end in seconds before its hours. The numbers it writes are not results.
+QUICK_SEEDS = 2             # the first two seeds: enough for a std and a paired interval
+QUICK_STEP_DIVISOR = 100    # a trial's steps / 100 (at least 2); one evaluation, at the end
+QUICK_BATCH_DIVISOR = 4     # its batch / 4 (at least 1), as the smoke batch is the default's
+TRAIN_SCENES = {"default": 1000, "tiny": 16}  # fcn_shapes' training splits (data/embedded.py)
+
+
+def quick_trial(overrides: dict) -> dict | None:
+    """A trial's config overrides in the quick form: ``SMOKE`` under them, its step counts,
+    batch and training-set size scaled down, no overlays rendered; None for a seed past the
+    first ``QUICK_SEEDS`` (the trial is left out). Its starting files are those of
+    ``quick_inputs``."""
+    if overrides.get("seed", 0) >= QUICK_SEEDS:
+        return None
+    quick = {**SMOKE, **overrides}
+    if "train.num_steps" in overrides:
+        quick["train.num_steps"] = max(2, math.ceil(overrides["train.num_steps"]
+                                                    / QUICK_STEP_DIVISOR))
+    steps = quick["train.num_steps"]
+    quick.update({"train.eval_every": steps, "train.checkpoint_every": steps,
+                  "train.log_every": min(SMOKE["train.log_every"], steps),
+                  "train.num_overlays": 0})
+    if "train.batch_size" in overrides:
+        quick["train.batch_size"] = max(1, overrides["train.batch_size"] // QUICK_BATCH_DIVISOR)
+    if overrides.get("data.train_examples"):
+        share = overrides["data.train_examples"] / TRAIN_SCENES["default"]
+        quick["data.train_examples"] = max(1, round(share * TRAIN_SCENES["tiny"]))
+    return quick
+
+
+def quick_inputs(workdir: str) -> dict:
+    """The files the full studies start from, each mapped to its quick form inside the
+    sweep's ``workdir`` and the ``python`` arguments (run from the repository root) that
+    write it: the classifier, pretrained seconds-long with the smoke trunk."""
+    directory = os.path.join(workdir, "classifier")
+    command = ["-m", "fcn_jax.pretrain", "--config", "configs/classifier.py:quick",
+               "--workdir", directory]
+    return {CLASSIFIER_WEIGHTS: (os.path.join(directory, "vgg16_classifier.npz"), command)}
 
 
 # Named sweeps for ``python -m experiments.sweep --config configs/default.py --sweep NAME``.

@@ -253,7 +253,9 @@ def study_figures_section(sweep_dir: str, manifest: dict, rows: list[dict],
     trials, when it asks for them: markdown lines and the numbers."""
     study, lines, payload = manifest["study"], [], {}
     if study.get("coarse_upper_bound"):
-        split, bound = study_figures.coarse_upper_bound(manifest, study["coarse_upper_bound"])
+        finished = next(t for t in trials if t["results"] is not None)
+        split, bound = study_figures.coarse_upper_bound(
+            study_figures.trial_config(sweep_dir, finished), study["coarse_upper_bound"])
         lines += [f"Upper bound of a prediction at stride f: mean IU (%) of the {split} ground "
                   "truth reduced to its most frequent label per f x f block (paper, appendix):",
                   "", "| stride f | " + " | ".join(map(str, bound)) + " |",
@@ -267,7 +269,7 @@ def study_figures_section(sweep_dir: str, manifest: dict, rows: list[dict],
                    for title, arm in study["prediction_grid"].items()}
         os.makedirs(os.path.join(sweep_dir, "figures"), exist_ok=True)
         study_figures.prediction_grid(os.path.join(sweep_dir, "figures", "prediction_grid.png"),
-                                      sweep_dir, manifest, columns)
+                                      sweep_dir, columns)
         names = ", ".join(f"`{t['name']}`" for t in columns.values())
         lines += [f"Predictions on the first validation images (as the paper's Figure 4), of "
                   f"{names}:", "", "![prediction grid](figures/prediction_grid.png)", ""]
@@ -392,6 +394,9 @@ def report(sweep_dir: str) -> str:
     rows = group_rows(keys, trials)
     states = trial_states(sweep_dir, trials)
     parts = [f"# Sweep `{manifest['sweep']}` of `{manifest['config']}`", ""]
+    if manifest.get("quick"):
+        parts += ["Quick form (`--quick`): each trial seconds long on the smoke config; the "
+                  "numbers check the pipeline and are not results.", ""]
     if manifest["common_overrides"]:
         common = " ".join(f"`{k}={v}`" for k, v in manifest["common_overrides"].items())
         parts += [f"Common overrides: {common}", ""]

@@ -8,32 +8,26 @@ import os
 import ml_collections
 import numpy as np
 
-from fcn_jax import data, metrics, run, sweeps, viz
+from fcn_jax import config_cli, data, metrics, run, sweeps, viz
 from fcn_jax.data import pipeline
 
 FIGURE_IMAGES = 4  # rows of the prediction grid: the first images of the evaluation split
 
 
-def base_config(manifest: dict) -> ml_collections.ConfigDict:
-    """The sweep's base config with the overrides common to all its trials."""
-    config = sweeps.load_sweep(manifest["config"], manifest["sweep"])[0]
-    sweeps.apply_overrides(config, manifest["common_overrides"])
+def trial_config(sweep_dir: str, trial: dict) -> ml_collections.ConfigDict:
+    """The config a trial trained with (its workdir's config.json, which also holds what
+    ``--quick`` changed); its starting weights cleared (its checkpoint has them)."""
+    config = config_cli.workdir_config(os.path.join(sweep_dir, trial["name"]))
+    sweeps.apply_overrides(config, {sweeps.INIT_KEY: ""})
     return config
 
 
-def trial_config(manifest: dict, overrides: dict) -> ml_collections.ConfigDict:
-    """The config a trial trained with; its starting weights cleared (its checkpoint has them)."""
-    config = base_config(manifest)
-    sweeps.apply_overrides(config, {**sweeps.config_overrides(overrides), sweeps.INIT_KEY: ""})
-    return config
-
-
-def prediction_grid(path: str, sweep_dir: str, manifest: dict, columns: dict) -> None:
+def prediction_grid(path: str, sweep_dir: str, columns: dict) -> None:
     """image | ground truth | one column per trial ({title: trial}) on the first validation
     images, each trial's latest checkpoint predicting whole images."""
     predictions, examples, trainer = {}, None, None
     for title, trial in columns.items():
-        config = trial_config(manifest, trial["overrides"])
+        config = trial_config(sweep_dir, trial)
         trainer, state = run.restore_latest(config, os.path.join(sweep_dir, trial["name"]))
         examples = examples or trainer.first_eval_examples(FIGURE_IMAGES)
         predictions[title] = trainer.predict_examples(state["params"], examples)
@@ -54,10 +48,10 @@ def coarse_labels(labels: np.ndarray, factor: int, num_classes: int) -> np.ndarr
     return expanded[:, :h, :w].astype(labels.dtype)
 
 
-def coarse_upper_bound(manifest: dict, factors: list[int]) -> tuple[str, dict[int, float]]:
-    """Mean IU (%) of the block-mode ground truth against the ground truth of the sweep's
-    evaluation split, per factor (paper, appendix); and the split's name."""
-    config = base_config(manifest)
+def coarse_upper_bound(config: ml_collections.ConfigDict,
+                       factors: list[int]) -> tuple[str, dict[int, float]]:
+    """Mean IU (%) of the block-mode ground truth against the ground truth of the evaluation
+    split of ``config`` (a trial's), per factor (paper, appendix); and the split's name."""
     dataset = data.build(config)
     source = dataset.split(config.data.eval_split)
     confusion = {f: np.zeros((dataset.num_classes,) * 2, np.int64) for f in factors}

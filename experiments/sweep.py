@@ -16,6 +16,10 @@ instead of running them (e.g. for a SLURM job array); staged trials follow in a 
 once their parents finished.
 A trial that starts from a file (``model.init_from``, e.g. the pretrained classifier) that does
 not exist stops the sweep before any trial runs (``--emit-commands`` warns and writes them).
+``--quick`` runs the study's quick form (the config file's ``quick_trial``): the first seeds,
+each trial seconds long on the smoke config, starting from quick forms of its files (e.g. a
+seconds-long classifier) made first inside WORKDIR; a way to try a study end to end before
+its hours. A workdir holds one form; the other is refused.
 """
 
 import argparse
@@ -43,6 +47,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--parallel", type=int, default=1, help="trials run at once")
     parser.add_argument("--emit-commands", metavar="FILE",
                         help="write one command per unfinished trial to FILE; run nothing")
+    parser.add_argument("--quick", action="store_true",
+                        help="the study's quick form: its trials on the smoke config, seconds "
+                        "each (the config file's quick_trial), to try it end to end")
     args, rest = parser.parse_known_args(argv)
     try:
         unknown, args.common_texts = config_cli.split_overrides(rest)
@@ -62,17 +69,24 @@ def trial_command(config_arg: str, workdir: str, overrides: dict) -> list[str]:
 
 
 def prepare(args: argparse.Namespace) -> list[dict]:
-    """Validate the sweep, write ``sweep.json`` and each trial's ``trial.json``; the trials."""
+    """Validate the sweep, write ``sweep.json`` and each trial's ``trial.json``; the trials.
+    With ``--quick``, each trial's command runs its quick form (``args.quick_inputs`` are
+    then the files it starts from and their commands)."""
     path, arg = sweeps.split_config_arg(args.config)
     config_arg = os.path.abspath(path) + (f":{arg}" if arg is not None else "")
+    workdir = os.path.abspath(args.workdir)
     base, trials, study = sweeps.load_sweep(args.config, args.sweep)
     args.common = config_cli.typed_overrides(base, args.common_texts)
-    for overrides in trials:
+    named, args.quick_inputs = sweeps.name_trials(trials), {}
+    configs = {name: {**args.common, **sweeps.config_overrides(o)} for name, o in named}
+    if args.quick:
+        quick_trial, args.quick_inputs = sweeps.load_quick(args.config, workdir)
+        configs = {name: quick_trial(config) for name, config in configs.items()}
+        named = [(name, overrides) for name, overrides in named if configs[name] is not None]
+    for name, _ in named:
         trial_config = base.copy_and_resolve_references()
-        sweeps.apply_overrides(trial_config, {**args.common, **sweeps.config_overrides(overrides)})
+        sweeps.apply_overrides(trial_config, configs[name])
         config_checks.validate(trial_config)
-    named = sweeps.name_trials(trials)
-    workdir = os.path.abspath(args.workdir)
     manifest_path = os.path.join(workdir, "sweep.json")
     if os.path.exists(manifest_path):
         with open(manifest_path, encoding="utf-8") as f:
@@ -80,19 +94,25 @@ def prepare(args: argparse.Namespace) -> list[dict]:
         if (old["config"], old["sweep"]) != (config_arg, args.sweep):
             raise SystemExit(f"{workdir} holds sweep {old['sweep']!r} of {old['config']}, not "
                              f"{args.sweep!r} of {config_arg}; choose another --workdir")
+        if old.get("quick", False) != args.quick:
+            forms = ("full", "quick") if args.quick else ("quick", "full")
+            raise ValueError(f"{workdir} holds the {forms[0]} form of sweep {args.sweep!r}, not "
+                             f"its {forms[1]} form; choose another --workdir")
         check_unchanged(workdir, old, args.common, named)
     parents = sweeps.parent_names(named)
+    quick_files = {full: quick for full, (quick, _) in args.quick_inputs.items()}
     records = []
     for name, overrides in named:
         trial_dir = os.path.join(workdir, name)
-        config = {**args.common, **sweeps.config_overrides(overrides)}
+        config = {k: quick_files.get(v, v) if isinstance(v, str) else v
+                  for k, v in configs[name].items()}
         if name in parents:
             config[sweeps.INIT_KEY] = os.path.join(workdir, parents[name])
         records.append({"name": name, "overrides": overrides, "parent": parents.get(name),
                         "init_from": config.get(sweeps.INIT_KEY, ""), "workdir": trial_dir,
                         "command": trial_command(config_arg, trial_dir, config)})
     os.makedirs(workdir, exist_ok=True)
-    write_json(manifest_path, {"config": config_arg, "sweep": args.sweep,
+    write_json(manifest_path, {"config": config_arg, "sweep": args.sweep, "quick": args.quick,
                                "common_overrides": args.common,
                                "swept_keys": sweeps.swept_keys(trials), "study": study,
                                "trials": [{"name": r["name"], "overrides": r["overrides"],
@@ -101,6 +121,28 @@ def prepare(args: argparse.Namespace) -> list[dict]:
         os.makedirs(record["workdir"], exist_ok=True)
         write_json(os.path.join(record["workdir"], "trial.json"), record)
     return records
+
+
+def make_quick_inputs(records: list[dict], quick_inputs: dict) -> None:
+    """Write each quick input file an unfinished trial starts from and that does not exist yet
+    (e.g. the seconds-long classifier), its output in ``<file's dir>.log``."""
+    needed = {r["init_from"] for r in records if r["parent"] is None and not is_finished(r)}
+    for path, command in quick_inputs.values():
+        if path not in needed or os.path.exists(path):
+            continue
+        directory = os.path.dirname(path)
+        print(f"making {path} ({shlex.join(command)})")
+        os.makedirs(os.path.dirname(directory), exist_ok=True)
+        with open(directory + ".log", "a", encoding="utf-8") as log:
+            proc = subprocess.run([sys.executable, *command], cwd=ROOT, stdout=log,
+                                  stderr=subprocess.STDOUT)
+        if proc.returncode != 0 or not os.path.exists(path):
+            raise InputFailed(f"{shlex.join(command)} failed (exit code {proc.returncode}), "
+                              f"see {directory}.log; no trial started")
+
+
+class InputFailed(RuntimeError):
+    """A command that writes a quick input file failed."""
 
 
 def check_unchanged(workdir: str, old: dict, common: dict, named: list) -> None:
@@ -301,6 +343,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
         records = prepare(args)
+        make_quick_inputs(records, args.quick_inputs)
         if args.emit_commands:
             emit_commands(records, args.emit_commands)
             return 0
@@ -308,6 +351,9 @@ def main(argv: list[str]) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except InputFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     status = run_trials(records, args.parallel)
     workdir = os.path.abspath(args.workdir)
     write_json(os.path.join(workdir, "sweep_status.json"), status)

@@ -291,3 +291,16 @@ def load_sweep(config_arg: str, sweep_name: str) -> tuple[ml_collections.ConfigD
     study = getattr(module, "STUDIES", {}).get(sweep_name, {})
     check_study(study, trials, f"{path} study {sweep_name!r}")
     return base, trials, study
+
+
+def load_quick(config_arg: str, workdir: str) -> tuple:
+    """The quick form of the config file's studies (``experiments.sweep --quick``): its
+    ``quick_trial`` (trial overrides -> their seconds-long form, or None to leave the trial
+    out) and its ``quick_inputs(workdir)`` ({full-form file: (quick file, python arguments
+    that write it)})."""
+    path, _ = split_config_arg(config_arg)
+    module = load_config_module(path)
+    if not (hasattr(module, "quick_trial") and hasattr(module, "quick_inputs")):
+        raise ValueError(f"{path} defines no quick form (quick_trial and quick_inputs), which "
+                         "--quick needs; see configs/default.py")
+    return module.quick_trial, module.quick_inputs(workdir)

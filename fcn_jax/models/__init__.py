@@ -17,12 +17,18 @@ def build(model_config: ml_collections.ConfigDict, num_classes: int, seed: int) 
     ``model.fast_paths`` the kernels (backends.kernels); ``model.compute_dtype`` the dtype
     of activations and convolutions (parameters stay float32); ``model.shift_stitch`` the
     shift-and-stitch factor (1 = off).
+
+    The initialisation runs as one compiled program (the same values as running it op by op,
+    in a fraction of the time: one compilation instead of one per initialiser).
     """
     m = model_config
     model_class = CaffeFCN if m.caffe else FCN
-    return model_class(num_classes, variant=m.variant, width=m.width,
-                       fc_channels=m.fc_channels or None, dropout_rate=m.dropout_rate,
-                       decoder=m.decoder, skip_scales=tuple(m.skip_scales),
-                       fc6_kernel=m.fc6_kernel, fast_paths=m.fast_paths,
-                       compute_dtype=m.compute_dtype, shift_stitch=m.shift_stitch,
-                       rngs=nnx.Rngs(params=seed))
+
+    def construct():
+        return model_class(num_classes, variant=m.variant, width=m.width,
+                           fc_channels=m.fc_channels or None, dropout_rate=m.dropout_rate,
+                           decoder=m.decoder, skip_scales=tuple(m.skip_scales),
+                           fc6_kernel=m.fc6_kernel, fast_paths=m.fast_paths,
+                           compute_dtype=m.compute_dtype, shift_stitch=m.shift_stitch,
+                           rngs=nnx.Rngs(params=seed))
+    return nnx.jit(construct)()

@@ -1,0 +1,145 @@
+"""Each study's quick form (``experiments.sweep --quick``): the trial mapping, the refusals,
+and every study of configs/default.py run end to end on the smoke config and reported."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from configs import classifier, default
+from fcn_jax import sweeps
+from fcn_jax.data import embedded
+from tests.helpers import run_module
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_a_quick_trial_is_the_smoke_config_with_its_counts_scaled():
+    full = {"seed": 1, "train.num_steps": 1000, "train.eval_every": 250,
+            "train.batch_size": 64, "data.train_examples": 131, "optim.name": "sgd",
+            sweeps.INIT_KEY: default.CLASSIFIER_WEIGHTS}
+    quick = default.quick_trial(full)
+    assert quick == {**default.SMOKE, "seed": 1, "optim.name": "sgd",
+                     sweeps.INIT_KEY: default.CLASSIFIER_WEIGHTS,
+                     "train.num_steps": 10, "train.eval_every": 10,
+                     "train.checkpoint_every": 10, "train.log_every": 5,
+                     "train.num_overlays": 0, "train.batch_size": 16,
+                     "data.train_examples": 2}
+    short = default.quick_trial({"train.num_steps": 150, "train.batch_size": 1})
+    assert (short["train.num_steps"], short["train.log_every"], short["train.batch_size"]) == (
+        2, 2, 1)
+    unset = default.quick_trial({"model.decoder": "nearest"})
+    assert unset["train.num_steps"] == default.SMOKE["train.num_steps"]
+    assert unset["train.batch_size"] == default.SMOKE["train.batch_size"]
+    assert default.quick_trial({"seed": default.QUICK_SEEDS}) is None
+
+
+def test_the_quick_form_matches_the_data_and_classifier_it_runs_on():
+    assert default.TRAIN_SCENES == {c.name: c.num_train
+                                    for c in embedded.FcnShapes.BUILDER_CONFIGS}
+    trunk, fcn = classifier.get_config("quick").model, default.get_config("smoke").model
+    assert (trunk.width, trunk.fc_channels, trunk.fc6_kernel) == (
+        fcn.width, fcn.fc_channels, fcn.fc6_kernel)
+    (quick_file, command), = default.quick_inputs("/w").values()
+    assert quick_file == "/w/classifier/vgg16_classifier.npz"
+    assert command[-2:] == ["--workdir", "/w/classifier"] and "configs/classifier.py:quick" in command
+
+
+def test_quick_needs_a_config_with_a_quick_form(tmp_path):
+    config = tmp_path / "plain.py"
+    config.write_text("from configs import default\nget_config = default.get_config\n"
+                      "SWEEPS = {'one': lambda: [{'seed': 0}]}\n")
+    proc = run_module("experiments.sweep", "--config", str(config), "--sweep", "one",
+                      "--workdir", str(tmp_path / "sweep"), "--quick")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: {config} defines no quick form (quick_trial and quick_inputs), which --quick "
+        "needs; see configs/default.py")
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_workdir_holds_one_form_of_a_study(tmp_path):
+    sweep_dir, commands = tmp_path / "balancing", tmp_path / "commands.txt"
+    args = ["--config", "configs/default.py", "--sweep", "balancing", "--workdir", str(sweep_dir)]
+    full = run_module("experiments.sweep", *args, "--emit-commands", str(commands))
+    assert full.returncode == 0, full.stderr[-2000:]
+    manifest = (sweep_dir / "sweep.json").read_text()
+    quick = run_module("experiments.sweep", *args, "--quick")
+    assert quick.returncode == 2
+    assert quick.stderr.strip() == (
+        f"error: {sweep_dir} holds the full form of sweep 'balancing', not its quick form; "
+        "choose another --workdir")
+    assert (sweep_dir / "sweep.json").read_text() == manifest
+    assert not (sweep_dir / "classifier").exists()
+
+
+@pytest.fixture(scope="session")
+def quick_env(tiny_data_dir):
+    """The environment the quick studies run in: the tiny datasets, one CPU device (the
+    learning-regime study's heavy arm trains on batches of one image)."""
+    flags = os.environ.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count=4",
+                                                    "")
+    return dict(os.environ, TFDS_DATA_DIR=tiny_data_dir, XLA_FLAGS=flags.strip(),
+                JAX_PLATFORMS="cpu")
+
+
+@pytest.fixture(scope="session")
+def quick_classifier(quick_env, tmp_path_factory):
+    """One quick classifier per test session, copied into each study's workdir where
+    ``--quick`` would otherwise pretrain its own (seconds each)."""
+    workdir = str(tmp_path_factory.mktemp("quick") / "classifier")
+    (quick_file, command), = default.quick_inputs(os.path.dirname(workdir)).values()
+    proc = subprocess.run([sys.executable, *command], cwd=ROOT, env=quick_env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and os.path.exists(quick_file), proc.stderr[-2000:]
+    return workdir
+
+
+def sweep_command(name: str, sweep_dir, env: dict, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "experiments.sweep", "--config",
+                           "configs/default.py", "--sweep", name, "--workdir", str(sweep_dir),
+                           "--quick", *extra], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(default.STUDIES) + ["sgd_lr"])
+def test_the_quick_form_of_each_study_runs_and_reports(name, quick_env, quick_classifier,
+                                                       tmp_path):
+    """docs/experiments.md: ``python -m experiments.sweep ... --sweep NAME --quick`` then the
+    report, as documented, with the seeds and arms of the full study."""
+    sweep_dir = tmp_path / name
+    sweep_dir.mkdir()
+    shutil.copytree(quick_classifier, sweep_dir / "classifier")
+    proc = sweep_command(name, sweep_dir, quick_env, "--parallel", "2")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "making" not in proc.stdout  # the session's classifier was used
+    _, full_trials, study = sweeps.load_sweep("configs/default.py", name)
+    quick_trials = [t for t in full_trials if t.get("seed", 0) < default.QUICK_SEEDS]
+    status = json.loads((sweep_dir / "sweep_status.json").read_text())
+    assert list(status.values()) == ["finished"] * len(quick_trials)
+
+    first = json.loads((sweep_dir / sorted(status)[0] / "config.json").read_text())
+    assert first["data"]["builder_config"] == "tiny"
+    assert first["train"]["num_steps"] < 30 and first["train"]["num_overlays"] == 0
+    if first["model"]["init_from"].endswith(".npz"):
+        assert first["model"]["init_from"] == str(sweep_dir / "classifier" / "vgg16_classifier.npz")
+
+    proc = run_module("experiments.report", str(sweep_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    markdown = (sweep_dir / "report.md").read_text()
+    assert "Quick form (`--quick`)" in markdown
+    payload = json.loads((sweep_dir / "report.json").read_text())
+    seeds = {min(default.QUICK_SEEDS, len({t.get("seed", 0) for t in full_trials}))}
+    assert {len(row["trials"]) for row in payload["rows"]} == seeds
+    if study:
+        assert len(payload["study"]["claims"]) == len(study["claims"])
+        assert markdown.count("| paper says |") == 1
+    if name == "balancing":  # a rerun finds every trial finished (tested once: seconds each)
+        again = sweep_command(name, sweep_dir, quick_env)
+        assert again.returncode == 0
+        assert set(json.loads((sweep_dir / "sweep_status.json").read_text()).values()) == {
+            "skipped (finished before)"}
