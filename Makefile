@@ -8,6 +8,7 @@ export TFDS_DATA_DIR ?= $(CURDIR)/workdirs/tensorflow_datasets
 
 CLASSIFIER ?= workdirs/classifier
 STUDIES_DIR ?= workdirs/studies
+QUICK_STUDIES_DIR ?= workdirs/studies_quick
 STUDY_DOCS ?= docs/experiments
 STUDIES ?= sgd_lr pretraining skips upsampling loss_sampling balancing augmentation data_size precision learning_regime
 PARALLEL ?= 1
@@ -15,7 +16,7 @@ MUTATION_WORKDIR ?= workdirs/mutation
 JAX ?= cpu
 JAX_RANGE := $(shell sed -n 's/^jax\[cpu\]\([^ ]*\).*/\1/p' requirements.txt)
 
-.PHONY: run classifier test test-quick mutation studies install install-test clean
+.PHONY: run classifier test test-quick mutation studies studies-quick install install-test clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +72,16 @@ studies: classifier
 	    mkdir -p $(STUDY_DOCS)/study_$$s && \
 	    cp -r $(STUDIES_DIR)/$$s/report.md $(STUDIES_DIR)/$$s/report.json \
 	        $(STUDIES_DIR)/$$s/figures $(STUDY_DOCS)/study_$$s/ || exit 1; done
+
+## make studies-quick: each study's quick form (experiments.sweep --quick: the first two seeds,
+## seconds-long trials on the smoke config from a seconds-long classifier) into
+## $(QUICK_STUDIES_DIR)/NAME, reported there: every study end to end in minutes, to try the
+## pipeline before its hours. The numbers are not results; nothing is copied to docs.
+studies-quick: install
+	for s in $(STUDIES); do \
+	    $(PY) -m experiments.sweep --config $(CONFIG) --sweep $$s \
+	        --workdir $(QUICK_STUDIES_DIR)/$$s --quick --parallel $(PARALLEL) && \
+	    $(PY) -m experiments.report $(QUICK_STUDIES_DIR)/$$s > /dev/null || exit 1; done
 
 clean:
 	rm -rf $(VENV) workdirs

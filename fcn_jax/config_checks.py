@@ -116,7 +116,7 @@ RULES = (
     ("optim.warmup_steps", *integer(0)),
     ("optim.decay_steps", increasing_steps, "increasing step numbers >= 1"),
     ("train.batch_size", *integer(1)),
-    ("train.num_steps", *integer(1)),
+    ("train.num_steps", *integer(0)),
     ("train.log_every", *integer(1)),
     ("train.eval_every", *integer(1)),
     ("train.checkpoint_every", *integer(1)),

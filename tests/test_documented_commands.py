@@ -18,6 +18,9 @@ import pytest
 from tests.helpers import ROOT
 
 SWEEP_EMIT = "tests/test_sweeps.py::test_the_documented_study_commands_emit_their_trials"
+QUICK_STUDY = "tests/test_quick_studies.py::test_the_quick_form_of_each_study_runs_and_reports"
+STUDY_NAMES = ("sgd_lr", "skips", "pretraining", "upsampling", "loss_sampling", "balancing",
+               "augmentation", "data_size", "precision", "learning_regime")
 TESTED = {
     "make run": ["tests/test_classifier_pretraining.py::"
                  "test_pretrain_then_fine_tune_through_the_commands"],
@@ -70,8 +73,9 @@ TESTED = {
         "tests/test_sweeps.py::test_ready_made_sweeps_load_and_unknown_names_list_the_available",
         "tests/test_sweeps.py::test_emit_commands_writes_one_line_per_unfinished_trial"],
     **{f"python -m experiments.sweep --sweep {name}": [f"{SWEEP_EMIT}[{name}]"]
-       for name in ("sgd_lr", "skips", "pretraining", "upsampling", "loss_sampling",
-                    "balancing", "augmentation", "data_size", "precision", "learning_regime")},
+       for name in STUDY_NAMES},
+    "python -m experiments.sweep --sweep skips --quick": [f"{QUICK_STUDY}[skips]"],
+    "make studies-quick": [f"{QUICK_STUDY}[{name}]" for name in STUDY_NAMES],
 }
 UNTESTABLE = {
     ".venv/bin/tensorboard": "the viewer of the optional tensorboard extra, not installed by "
@@ -111,6 +115,7 @@ def command_key(line: str) -> str:
         key = f"python -m {module}"
         if module == "experiments.sweep" and "--sweep" in words:
             key += f" --sweep {words[words.index('--sweep') + 1]}"
+            key += " --quick" if "--quick" in words else ""
         return key
     return words[0]
 
@@ -144,6 +149,8 @@ def test_command_keys():
     assert command_key("make run") == "make run"
     assert command_key(".venv/bin/python -m experiments.sweep --config c.py --sweep skips "
                        "--workdir w") == "python -m experiments.sweep --sweep skips"
+    assert command_key(".venv/bin/python -m experiments.sweep --config c.py --sweep skips "
+                       "--workdir w --quick") == "python -m experiments.sweep --sweep skips --quick"
     assert command_key("$TRAIN --config configs/voc.py:fcn32s") == "python -m fcn_jax.main"
     assert command_key("srun .venv/bin/python -m fcn_jax.main --config x") == (
         "python -m fcn_jax.main")

@@ -31,6 +31,8 @@ def test_a_quick_trial_is_the_smoke_config_with_its_counts_scaled():
     short = default.quick_trial({"train.num_steps": 150, "train.batch_size": 1})
     assert (short["train.num_steps"], short["train.log_every"], short["train.batch_size"]) == (
         2, 2, 1)
+    stitched_only = default.quick_trial({"train.num_steps": 0})
+    assert (stitched_only["train.num_steps"], stitched_only["train.eval_every"]) == (0, 1)
     unset = default.quick_trial({"model.decoder": "nearest"})
     assert unset["train.num_steps"] == default.SMOKE["train.num_steps"]
     assert unset["train.batch_size"] == default.SMOKE["train.batch_size"]
@@ -106,7 +108,9 @@ def sweep_command(name: str, sweep_dir, env: dict, *extra: str) -> subprocess.Co
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(default.STUDIES) + ["sgd_lr"])
+@pytest.mark.parametrize("name", ["augmentation", "balancing", "data_size", "learning_regime",
+                                  "loss_sampling", "precision", "pretraining", "sgd_lr",
+                                  "skips", "upsampling"])
 def test_the_quick_form_of_each_study_runs_and_reports(name, quick_env, quick_classifier,
                                                        tmp_path):
     """docs/experiments.md: ``python -m experiments.sweep ... --sweep NAME --quick`` then the
@@ -143,3 +147,11 @@ def test_the_quick_form_of_each_study_runs_and_reports(name, quick_env, quick_cl
         assert again.returncode == 0
         assert set(json.loads((sweep_dir / "sweep_status.json").read_text()).values()) == {
             "skipped (finished before)"}
+
+
+def test_every_study_has_its_quick_test():
+    """The names above are spelled out for the documented-commands check, which reads them
+    from the decorator; they are every study of configs/default.py."""
+    (mark,) = [m for m in test_the_quick_form_of_each_study_runs_and_reports.pytestmark
+               if m.name == "parametrize"]
+    assert set(mark.args[1]) == set(default.STUDIES) | {"sgd_lr"}

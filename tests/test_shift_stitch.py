@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fcn_jax import config_checks, models
+from fcn_jax import config_checks, evaluate, models, run
 from fcn_jax.models.fcn import VARIANT_STRIDES
 from fcn_jax.ops import shift_stitch as stitching
 from tests.helpers import tiny_config
@@ -143,3 +143,19 @@ def test_layouts_and_decoders_it_cannot_serve_are_refused():
     with pytest.raises(ValueError, match=r"one of \[1, 2, 4\]"):
         stitching.check_factor(8, 8)
     assert stitching.shifts(4, 32) == [-12, -4, 4, 12]  # centred on zero
+
+
+def test_a_trained_net_is_stitched_at_inference_from_its_own_checkpoint(trained_fcn8s):
+    """Shift-and-stitch as the paper introduces it (3.2): a net trained without it scored with
+    it (``fcn_jax.evaluate --source W --config.model.shift_stitch=2``): the checkpoint's
+    trained parameters are restored unchanged into the stitched net."""
+    config, workdir = trained_fcn8s
+    stitched_config = config.copy_and_resolve_references()
+    stitched_config.model.shift_stitch = 2
+    _, plain = run.restore_latest(config, workdir)
+    stitched_run, stitched = run.restore_latest(stitched_config, workdir)
+    jax.tree.map(np.testing.assert_array_equal, plain["params"], stitched["params"])
+    net = nnx.merge(stitched_run.graphdef, stitched["params"], stitched_run.constants)
+    assert (net.shift_stitch, net.upscore8.factor) == (2, 4)
+    result = evaluate.score_source(stitched_config, workdir)
+    assert result["step"] == int(plain["step"]) and 0 <= result["metrics"]["mean_iu"] <= 100

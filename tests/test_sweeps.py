@@ -276,7 +276,7 @@ def test_stage_links_name_a_trial_of_the_sweep():
 
 def test_the_paper_studies_load_with_their_chains_and_arms():
     _, trials, study = sweeps.load_sweep("configs/default.py", "skips")
-    assert len(trials) == 6 * 5
+    assert len(trials) == 7 * 5
     named = dict(sweeps.name_trials(trials))
     parents = sweeps.parent_names(list(named.items()))
     for child, parent in parents.items():
@@ -287,7 +287,9 @@ def test_the_paper_studies_load_with_their_chains_and_arms():
         assert named[parent]["seed"] == named[child]["seed"]
         assert "optim.train_only" not in named[parent]
         assert "model.shift_stitch" not in named[parent]
-    assert len(parents) == 3 * 5
+    assert len(parents) == 4 * 5
+    stitched_only = [t for t in trials if t.get("train.num_steps") == 0]
+    assert len(stitched_only) == 5 and all(t["model.shift_stitch"] == 2 for t in stitched_only)
     arms = [study["reference"]] + [c["arm"] for c in study["claims"]]
     for arm in arms:
         assert sum(sweeps.matches(t, arm) for t in trials) == 5, arm
@@ -422,7 +424,7 @@ def test_a_missing_start_file_stops_the_sweep_before_any_trial(tiny_config_file,
 
 
 @pytest.mark.parametrize("sweep, ready, waiting", [("sgd_lr", 4, 0), ("pretraining", 10, 0),
-                                                   ("skips", 15, 15), ("upsampling", 25, 0),
+                                                   ("skips", 15, 20), ("upsampling", 25, 0),
                                                    ("loss_sampling", 15, 0), ("balancing", 10, 0),
                                                    ("augmentation", 10, 0), ("data_size", 10, 0),
                                                    ("precision", 10, 0),

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from fcn_jax import run, train
+from fcn_jax import evaluate, run, train
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.writer import read_metrics
 from tests.helpers import tiny_config
@@ -147,3 +147,15 @@ def test_a_workdir_alone_evaluates_and_resumes_with_its_own_config(tiny_data_dir
     assert proc.stderr.strip() == (
         f"error: --workdir {tmp_path / 'new'} holds no config.json (not a training workdir, or "
         "no run has started there): pass --config, e.g. --config configs/default.py")
+
+
+def test_zero_steps_scores_the_starting_weights(trained_fcn8s, tmp_path):
+    """``train.num_steps=0`` with ``model.init_from``: no step, the starting weights scored
+    (e.g. a trained net stitched at inference); the same metrics as scoring that workdir."""
+    config, trained = trained_fcn8s
+    zero = config.copy_and_resolve_references()
+    zero.train.num_steps, zero.model.init_from = 0, trained
+    result = train.train_and_evaluate(zero, str(tmp_path))
+    assert result["metrics"] == evaluate.evaluate_checkpoint(config, trained)["metrics"]
+    assert json.loads((tmp_path / "results.json").read_text())["metrics"] == result["metrics"]
+    assert not [r for r in read_metrics(str(tmp_path)) if r["split"] == "train"]
