@@ -4,8 +4,12 @@ imported anywhere."""
 import os
 
 os.environ["JAX_PLATFORMS"] = "cpu"
+# The tests' nets are tiny: compiling them costs more than running them, so XLA's backend
+# optimisation is turned off (a cold smoke training run: 15.6 s -> 9.0 s); the results are the
+# same programs' within float rounding, which every numerical check's tolerance allows.
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + " --xla_force_host_platform_device_count=4").strip()
+                           + " --xla_force_host_platform_device_count=4"
+                           + " --xla_backend_optimization_level=0").strip()
 
 # One persistent XLA compilation cache for the suite and every command it starts: the same tiny
 # nets are compiled in many processes. An entry is keyed by the program, the compile options,

@@ -139,7 +139,7 @@ def test_a_refused_rerun_leaves_config_json_and_the_checkpoints_as_they_were(
 
 @pytest.mark.parametrize("key, value, message", [
     ("model.width", 0.0, r"config.model.width = 0.0: expected a number in \(0, inf\)"),
-    ("train.num_steps", -5, r"config.train.num_steps = -5: expected an integer >= 1"),
+    ("train.num_steps", -5, r"config.train.num_steps = -5: expected an integer >= 0"),
     ("train.log_every", 0, r"config.train.log_every = 0: expected an integer >= 1"),
     ("train.checkpoint_every", 0, r"config.train.checkpoint_every = 0: expected an integer"),
     ("train.eval_every", -1, r"config.train.eval_every = -1: expected an integer >= 1"),
