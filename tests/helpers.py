@@ -11,10 +11,16 @@ from configs import default
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def environment_without_cpu_device_count() -> dict:
-    """This process's environment less the variables that fix JAX's CPU device count."""
-    return {k: v for k, v in os.environ.items()
-            if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
+
+
+def environment_without_cpu_device_count(devices: int | None = None) -> dict:
+    """This process's environment less what fixes JAX's CPU device count (the other XLA
+    flags kept, so a command compiles as the tests do); with ``devices``, that count."""
+    env = {k: v for k, v in os.environ.items() if k != "JAX_NUM_CPU_DEVICES"}
+    flags = [f for f in env.pop("XLA_FLAGS", "").split() if not f.startswith(DEVICE_COUNT_FLAG)]
+    flags += [f"{DEVICE_COUNT_FLAG}={devices}"] if devices else []
+    return {**env, "XLA_FLAGS": " ".join(flags)} if flags else env
 
 
 def run_module(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:

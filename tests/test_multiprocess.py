@@ -13,7 +13,8 @@ import pytest
 from fcn_jax import run, train
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.writer import read_metrics
-from tests.helpers import cli_flags, overridden_config, tiny_cli_overrides
+from tests.helpers import (cli_flags, environment_without_cpu_device_count, overridden_config,
+                           tiny_cli_overrides)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,8 +36,7 @@ def test_two_processes_with_two_devices_each_equal_one_process_with_four(tiny_da
 
     flags = cli_flags("fcn32s", tiny_data_dir, multi, overrides) + [
         f"--coordinator_address=localhost:{free_port()}", "--num_processes=2"]
-    env = dict(os.environ, JAX_PLATFORMS="cpu",
-               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = dict(environment_without_cpu_device_count(devices=2), JAX_PLATFORMS="cpu")
     procs = [subprocess.Popen([sys.executable, "-m", "fcn_jax.main", *flags,
                                f"--process_id={i}"], cwd=ROOT, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)

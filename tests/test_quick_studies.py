@@ -12,7 +12,7 @@ import pytest
 from configs import classifier, default
 from fcn_jax import sweeps
 from fcn_jax.data import embedded
-from tests.helpers import run_module
+from tests.helpers import environment_without_cpu_device_count, run_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -82,9 +82,7 @@ def test_a_workdir_holds_one_form_of_a_study(tmp_path):
 def quick_env(tiny_data_dir):
     """The environment the quick studies run in: the tiny datasets, one CPU device (the
     learning-regime study's heavy arm trains on batches of one image)."""
-    flags = os.environ.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count=4",
-                                                    "")
-    return dict(os.environ, TFDS_DATA_DIR=tiny_data_dir, XLA_FLAGS=flags.strip(),
+    return dict(environment_without_cpu_device_count(), TFDS_DATA_DIR=tiny_data_dir,
                 JAX_PLATFORMS="cpu")
 
 
