@@ -153,3 +153,22 @@ def test_every_study_has_its_quick_test():
     (mark,) = [m for m in test_the_quick_form_of_each_study_runs_and_reports.pytestmark
                if m.name == "parametrize"]
     assert set(mark.args[1]) == set(default.STUDIES) | {"sgd_lr"}
+
+
+def test_a_failing_quick_input_stops_the_sweep_before_any_trial(tmp_path):
+    config = tmp_path / "failing.py"
+    config.write_text(
+        "from configs import default\nget_config = default.get_config\n"
+        "SWEEPS = {'one': lambda: [{'seed': 0, 'model.init_from': 'weights.npz'}]}\n"
+        "quick_trial = default.quick_trial\n"
+        "def quick_inputs(workdir):\n"
+        "    return {'weights.npz': (workdir + '/made/weights.npz', "
+        "['-c', 'import sys; sys.exit(3)'])}\n")
+    sweep_dir = tmp_path / "sweep"
+    proc = run_module("experiments.sweep", "--config", str(config), "--sweep", "one",
+                      "--workdir", str(sweep_dir), "--quick")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        "error: -c 'import sys; sys.exit(3)' failed (exit code 3), see "
+        f"{sweep_dir}/made.log; no trial started")
+    assert not list(sweep_dir.glob("*/log.txt"))
