@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from fcn_jax import models
 from fcn_jax.models.decoders import FixedBilinearUpsample
 from fcn_jax.inputs import RGB_MEAN, RGB_STD
 from fcn_jax.models.fcn import FCN
 from fcn_jax.ops import upsample as up
+from tests.helpers import tiny_config
 
 NUM_CLASSES = 3
 
@@ -142,3 +144,16 @@ def test_transposed_conv_matches_torch(factor):
     want = torch.nn.functional.conv_transpose2d(
         torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), weight, stride=factor)
     np.testing.assert_allclose(got, want.numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4)
+
+
+def test_build_initialises_as_running_the_constructor_op_by_op():
+    """models.build compiles the initialisation as one program: the same values as eager
+    construction, fixed kernels included."""
+    m = tiny_config("fcn16s").model
+    built = models.build(m, 5, 3)
+    eager = FCN(5, variant=m.variant, width=m.width, fc_channels=m.fc_channels or None,
+                dropout_rate=m.dropout_rate, decoder=m.decoder,
+                skip_scales=tuple(m.skip_scales), fc6_kernel=m.fc6_kernel,
+                fast_paths=m.fast_paths, compute_dtype=m.compute_dtype,
+                shift_stitch=m.shift_stitch, rngs=nnx.Rngs(params=3))
+    jax.tree.map(np.testing.assert_array_equal, nnx.state(built), nnx.state(eager))
