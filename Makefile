@@ -10,13 +10,14 @@ CLASSIFIER ?= workdirs/classifier
 STUDIES_DIR ?= workdirs/studies
 QUICK_STUDIES_DIR ?= workdirs/studies_quick
 STUDY_DOCS ?= docs/experiments
-STUDIES ?= sgd_lr pretraining skips upsampling loss_sampling balancing augmentation data_size precision learning_regime
+STUDIES ?= sgd_lr pretraining skips backbones upsampling loss_sampling balancing augmentation data_size precision learning_regime
+BACKBONES ?= alexnet googlenet
 PARALLEL ?= 1
 MUTATION_WORKDIR ?= workdirs/mutation
 JAX ?= cpu
 JAX_RANGE := $(shell sed -n 's/^jax\[cpu\]\([^ ]*\).*/\1/p' requirements.txt)
 
-.PHONY: run classifier test test-quick mutation studies studies-quick install install-test clean
+.PHONY: run classifier backbone-classifiers test test-quick mutation studies studies-quick install install-test clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +43,13 @@ install-test: $(VENV)/.installed-test
 classifier: install
 	$(PY) -m fcn_jax.pretrain --config configs/classifier.py --workdir $(CLASSIFIER)
 
+## make backbone-classifiers: the AlexNet and GoogLeNet classifiers, trained as the VGG16 one is,
+## into workdirs/classifier_NAME (the backbones study starts from them); each reused when done.
+backbone-classifiers: install
+	for b in $(BACKBONES); do \
+	    $(PY) -m fcn_jax.pretrain --config configs/classifier.py:$$b \
+	        --workdir workdirs/classifier_$$b || exit 1; done
+
 ## make run: the classifier, then FCN-8s fine-tuned from it on the embedded dataset (CPU, minutes).
 run: classifier
 	$(PY) -m fcn_jax.main --config $(CONFIG) --workdir $(WORKDIR) \
@@ -64,7 +72,7 @@ mutation: install-test
 ## run by experiments.sweep into $(STUDIES_DIR)/NAME, summarised by experiments.report, and
 ## the report copied to docs/experiments/study_NAME. Resumable: finished trials are skipped.
 ## Hours on a 2-core CPU (see docs/experiments.md, Studies); PARALLEL=2 runs two trials at once.
-studies: classifier
+studies: classifier backbone-classifiers
 	for s in $(STUDIES); do \
 	    $(PY) -m experiments.sweep --config $(CONFIG) --sweep $$s --workdir $(STUDIES_DIR)/$$s \
 	        --parallel $(PARALLEL) && \

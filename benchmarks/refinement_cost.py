@@ -40,7 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def inference_runner(args, images, **model_kwargs):
     """A blocking callable running the compiled forward pass (no dropout) on ``images``."""
-    model = FCN(NUM_CLASSES, **model_kwargs, width=args.width, fc6_kernel=3, rngs=nnx.Rngs(0))
+    model = FCN(NUM_CLASSES, **{"fc6_kernel": 3, **model_kwargs}, width=args.width,
+                rngs=nnx.Rngs(0))
     graphdef, state = nnx.split(model)
     forward = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x),
                       compiler_options=backends.compiler_options())

@@ -28,8 +28,8 @@ from configs import classifier as classifier_config
 from fcn_jax import inputs
 from fcn_jax.data import objects
 from fcn_jax.models import pretrained
-from fcn_jax.models.classifier import (VGG16Classifier, from_torchvision, input_size,
-                                       to_torchvision)
+from fcn_jax.models.classifier import (Classifier, load_state_dict, input_size,
+                                       state_dict)
 from fcn_jax.models.fcn import FCN
 from fcn_jax.models.patch import PatchClassifier, naive_sliding_window, window_grid
 from fcn_jax.models.vgg import TRUNK_STRIDE
@@ -74,11 +74,10 @@ def vgg_net(weights_file: str = "") -> WindowNet:
     model_config = classifier_config.get_config().model
     shape = {"width": model_config.width, "fc_channels": model_config.fc_channels or None,
              "fc6_kernel": model_config.fc6_kernel}
-    classifier = VGG16Classifier(objects.NUM_CLASSES, **shape, rngs=nnx.Rngs(params=0))
+    classifier = Classifier(objects.NUM_CLASSES, **shape, rngs=nnx.Rngs(params=0))
     if weights_file:
-        from_torchvision(classifier, pretrained.read_arrays(weights_file),
-                         pretrained.TORCHVISION_VGG16)
-    arrays = to_torchvision(classifier, pretrained.TORCHVISION_VGG16)
+        load_state_dict(classifier, pretrained.read_arrays(weights_file))
+    arrays = state_dict(classifier)
     fcn = FCN(objects.NUM_CLASSES, variant="fcn32s", **shape, rngs=nnx.Rngs(params=0))
     pretrained.load_reference(fcn, arrays)
     fc8 = (jnp.asarray(arrays["classifier.6.weight"].T), jnp.asarray(arrays["classifier.6.bias"]))

@@ -24,7 +24,8 @@ from flax import nnx
 from fcn_jax import backends, losses
 from fcn_jax.inputs import caffe_input
 from fcn_jax.models.caffe import OUTPUT_CROP_OFFSETS, SKIP_CROP_OFFSETS, CaffeFCN
-from fcn_jax.models.vgg import CAFFE_CONV1_1_PADDING, FC_CHANNELS, VGG16_BLOCKS, scaled
+from fcn_jax.models.layers import scaled
+from fcn_jax.models.vgg import CAFFE_CONV1_1_PADDING, FC_CHANNELS, VGG16_BLOCKS
 from fcn_jax.ops.upsample import bilinear_kernel
 from benchmarks.fcn_vs_torch import NUM_CLASSES, xla_buffer_bytes
 

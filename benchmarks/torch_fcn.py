@@ -14,7 +14,8 @@ from torch import nn
 
 from fcn_jax.inputs import RGB_MEAN, RGB_STD
 from fcn_jax.models.fcn import VARIANT_STRIDES
-from fcn_jax.models.vgg import FC_CHANNELS, VGG16_BLOCKS, scaled
+from fcn_jax.models.layers import scaled
+from fcn_jax.models.vgg import FC_CHANNELS, VGG16_BLOCKS
 from fcn_jax.ops.upsample import bilinear_kernel
 
 

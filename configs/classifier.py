@@ -1,22 +1,30 @@
-"""The VGG16 classifier pretrained on the procedural objects: the ImageNet stand-in
-(FCN paper, sections 3.1 and 4.1; ``python -m fcn_jax.pretrain``).
+"""The classifier pretrained on the procedural objects: the ImageNet stand-in (FCN paper,
+sections 3.1 and 4.1; ``python -m fcn_jax.pretrain``).
 
 Its trunk is the default FCN's (configs/default.py: same width and fc6 kernel), so the file it
-writes initialises that FCN through the torchvision VGG16 import path. ``:quick`` is the
-seconds-long smoke test on the tiny objects config, with the trunk of the smoke FCN
-(``configs/default.py:smoke``), which it initialises the same way.
+writes initialises that FCN through the torchvision VGG16 import path. ``:alexnet`` and
+``:googlenet`` train those backbones the same way (Table 1's study; the file initialises an
+FCN-32s with ``model.backbone`` set alike). ``:quick`` (alone or after a backbone,
+``:alexnet,quick``) is the seconds-long smoke test on the tiny objects config, with the trunk
+of the smoke FCN (``configs/default.py:smoke``), which it initialises the same way.
 """
 
 import ml_collections
 
 from configs import default
+from fcn_jax.models.backbones import BACKBONES
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    """The classifier config; ``arg`` may be ``quick``."""
-    if arg not in (None, "", "quick"):
-        raise ValueError(f"configs/classifier.py:{arg}: expected no argument or 'quick'")
-    fcn = default.get_config("smoke" if arg == "quick" else None)
+    """The classifier config; ``arg``: a backbone (default vgg16), ``quick``, or both
+    (``alexnet,quick``)."""
+    parts = [p for p in (arg or "").split(",") if p]
+    quick = "quick" in parts
+    named = [p for p in parts if p != "quick"]
+    if len(named) > 1 or not set(named) <= set(BACKBONES):
+        raise ValueError(f"configs/classifier.py:{arg}: expected a backbone of "
+                         f"{sorted(BACKBONES)} and/or 'quick'")
+    fcn = default.get_config("smoke" if quick else None)
     c = ml_collections.ConfigDict()
     c.seed = 0
 
@@ -26,6 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.flip = True                    # random mirroring
 
     c.model = ml_collections.ConfigDict()
+    c.model.backbone = named[0] if named else fcn.model.backbone
     c.model.width = fcn.model.width
     c.model.fc_channels = fcn.model.fc_channels
     c.model.fc6_kernel = fcn.model.fc6_kernel  # the images are 32 x fc6_kernel pixels wide
@@ -48,7 +57,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.batch_size = 100
 
     c.parallel = fcn.parallel.copy_and_resolve_references()
-    if arg == "quick":
+    if quick:
         c.data.builder_config = "tiny"
         c.train.batch_size, c.train.num_steps, c.train.log_every = 8, 4, 2
         c.optim.warmup_steps = 0

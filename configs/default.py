@@ -46,6 +46,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.model = ml_collections.ConfigDict()
     c.model.variant = variant
+    c.model.backbone = "vgg16"            # vgg16 | alexnet | googlenet (the last two: fcn32s)
     c.model.width = 0.125                 # VGG16 channel multiplier (1.0 = the paper's net)
     c.model.fc_channels = 0               # 0 = 4096 * width
     c.model.fc6_kernel = 3                # pool5 size of the classifier's 96x96 images
@@ -123,6 +124,11 @@ def shrink_to_smoke(c: ml_collections.ConfigDict) -> None:
 # The file ``make classifier`` writes (configs/classifier.py), relative to the repository root,
 # where sweep trials run: the ImageNet stand-in every study below starts from (section 4.1).
 CLASSIFIER_WEIGHTS = "workdirs/classifier/vgg16_classifier.npz"
+# The other backbones' classifiers (``make backbone-classifiers``: configs/classifier.py:NAME),
+# trained the same way: Table 1's study.
+BACKBONE_CLASSIFIERS = {"vgg16": CLASSIFIER_WEIGHTS,
+                        "alexnet": "workdirs/classifier_alexnet/alexnet_classifier.npz",
+                        "googlenet": "workdirs/classifier_googlenet/googlenet_classifier.npz"}
 STUDY_SEEDS = range(5)
 # The paper's fine-tuning recipe (section 4.1): SGD, momentum 0.9, a fixed learning rate,
 # biases at twice the rate. The rate is the best of the ``sgd_lr`` sweep (see
@@ -192,6 +198,16 @@ def skips_sweep() -> list[dict]:
         trials.append({**start, "model.variant": "fcn8s", "model.skip_scales": (0.01, 1e-4),
                        "train.num_steps": sum(STAGE_STEPS.values())})
     return trials
+
+
+def backbones_sweep() -> list[dict]:
+    """Table 1 in miniature: FCN-32s from the VGG16, AlexNet and GoogLeNet classifiers, each
+    pretrained the same way, the default recipe for 500 steps, five seeds."""
+    arms = [{"model.backbone": name, sweeps.INIT_KEY: path}
+            for name, path in BACKBONE_CLASSIFIERS.items()]
+    setting = {**FROM_CLASSIFIER_500, "model.variant": "fcn32s"}
+    del setting[sweeps.INIT_KEY]
+    return sweeps.product(arms, sweeps.sweep("seed", STUDY_SEEDS), [setting])
 
 
 def upsampling_sweep() -> list[dict]:
@@ -315,16 +331,20 @@ def quick_trial(overrides: dict) -> dict | None:
 def quick_inputs(workdir: str) -> dict:
     """The files the full studies start from, each mapped to its quick form inside the
     sweep's ``workdir`` and the ``python`` arguments (run from the repository root) that
-    write it: the classifier, pretrained seconds-long with the smoke trunk."""
-    directory = os.path.join(workdir, "classifier")
-    command = ["-m", "fcn_jax.pretrain", "--config", "configs/classifier.py:quick",
-               "--workdir", directory]
-    return {CLASSIFIER_WEIGHTS: (os.path.join(directory, "vgg16_classifier.npz"), command)}
+    write it: each backbone's classifier, pretrained seconds-long with the smoke trunk."""
+    inputs = {}
+    for backbone, path in BACKBONE_CLASSIFIERS.items():
+        directory = os.path.join(workdir, os.path.basename(os.path.dirname(path)))
+        command = ["-m", "fcn_jax.pretrain", "--config", f"configs/classifier.py:{backbone},quick",
+                   "--workdir", directory]
+        inputs[path] = (os.path.join(directory, os.path.basename(path)), command)
+    return inputs
 
 
 # Named sweeps for ``python -m experiments.sweep --config configs/default.py --sweep NAME``.
 SWEEPS = {"lr_decoder": lr_decoder_sweep, "variant_seed": variant_seed_sweep,
           "pretraining": pretraining_sweep, "sgd_lr": sgd_lr_sweep, "skips": skips_sweep,
+          "backbones": backbones_sweep,
           "upsampling": upsampling_sweep, "loss_sampling": loss_sampling_sweep,
           "balancing": balancing_sweep, "augmentation": augmentation_sweep,
           "data_size": data_size_sweep, "precision": precision_sweep,
@@ -337,6 +357,16 @@ STUDIES = {
         "claims": [{"arm": {sweeps.INIT_KEY: CLASSIFIER_WEIGHTS}, "expect": "higher",
                     "paper": "every FCN starts from a pretrained classifier (3.1); from scratch "
                              "is not reported as viable at this data scale"}]},
+    "backbones": {
+        "reference": {"model.backbone": "vgg16"},
+        "claims": [{"arm": {"model.backbone": "alexnet"}, "expect": "lower",
+                    "paper": "FCN-AlexNet 39.8 < FCN-VGG16 56.0 mean IU (Table 1)"},
+                   {"arm": {"model.backbone": "googlenet"}, "expect": "lower",
+                    "paper": "FCN-GoogLeNet 42.5 < FCN-VGG16 56.0 mean IU (Table 1)"},
+                   {"arm": {"model.backbone": "googlenet"},
+                    "versus": {"model.backbone": "alexnet"}, "expect": "higher",
+                    "paper": "FCN-GoogLeNet 42.5 > FCN-AlexNet 39.8 mean IU (Table 1)"}],
+        "backbone_table": True},
     "upsampling": {
         "reference": {"model.decoder": "bilinear"},
         "claims": [{"arm": {"model.decoder": "learned_bilinear"}, "expect": "same",

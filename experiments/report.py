@@ -274,7 +274,30 @@ def study_figures_section(sweep_dir: str, manifest: dict, rows: list[dict],
         lines += [f"Predictions on the first validation images (as the paper's Figure 4), of "
                   f"{names}:", "", "![prediction grid](figures/prediction_grid.png)", ""]
         payload["prediction_grid"] = {title: t["name"] for title, t in columns.items()}
+    if study.get("backbone_table"):
+        table = backbone_table(sweep_dir, rows, trials)
+        lines += ["Table 1's columns for each backbone (FCN-32s as trained here; receptive field "
+                  "and stride of the features score_fr reads, in input pixels; forward time: "
+                  "`python -m benchmarks.backbones`):", "",
+                  "| backbone | mean IU | parameters | receptive field | max stride | s/step |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {c['mean_iu']} | {c['parameters'] / 1e6:.3f}M | "
+                  f"{c['receptive_field']} | {c['max_stride']} | {c['seconds_per_step']:.3f} |"
+                  for name, c in table.items()] + [""]
+        payload["backbone_table"] = table
     return lines, payload
+
+
+def backbone_table(sweep_dir: str, rows: list[dict], trials: list[dict]) -> dict:
+    """{backbone: mean IU, parameters, receptive field, max stride, s/step} per arm."""
+    by_name = {t["name"]: t for t in trials}
+    table = {}
+    for row in rows:
+        config = study_figures.trial_config(sweep_dir, by_name[row["trials"][0]])
+        table[config.model.backbone] = {"mean_iu": format_cell(row, "mean_iu"),
+                                        "seconds_per_step": float(np.mean(row["step_seconds"])),
+                                        **study_figures.backbone_columns(config)}
+    return table
 
 
 def trial_states(sweep_dir: str, trials: list[dict]) -> dict:

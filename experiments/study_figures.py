@@ -1,6 +1,6 @@
 """What a study's report takes from its trained nets and its data rather than from the metrics:
-the paper's Figure 4 (several arms' predictions side by side, section 4.2) and its appendix's
-upper bound on a prediction made at stride f.
+the paper's Figure 4 (several arms' predictions side by side, section 4.2), its appendix's
+upper bound on a prediction made at stride f, and Table 1's architecture columns.
 """
 
 import os
@@ -8,8 +8,9 @@ import os
 import ml_collections
 import numpy as np
 
-from fcn_jax import config_cli, data, metrics, run, sweeps, viz
+from fcn_jax import config_cli, data, metrics, models, run, sweeps, viz
 from fcn_jax.data import pipeline
+from fcn_jax.models import backbones
 
 FIGURE_IMAGES = 4  # rows of the prediction grid: the first images of the evaluation split
 
@@ -62,3 +63,10 @@ def coarse_upper_bound(config: ml_collections.ConfigDict,
                 label, coarse_labels(label, f, dataset.num_classes), dataset.num_classes))
     return config.data.eval_split, {
         f: 100 * float(metrics.segmentation_metrics(confusion[f])["mean_iu"]) for f in factors}
+
+
+def backbone_columns(config: ml_collections.ConfigDict) -> dict:
+    """Table 1's architecture columns of the FCN a trial's ``config`` trained (its parameters,
+    receptive field and stride; models.backbones.table1_columns)."""
+    num_classes = data.build(config).num_classes
+    return backbones.table1_columns(models.shape_of(config.model, num_classes))

@@ -141,6 +141,12 @@ def make_quick_inputs(records: list[dict], quick_inputs: dict) -> None:
                               f"see {directory}.log; no trial started")
 
 
+# The make targets that write the classifiers the studies start from, by file name.
+CLASSIFIER_TARGETS = (("vgg16_classifier.npz", "classifier"),
+                      ("alexnet_classifier.npz", "backbone-classifiers"),
+                      ("googlenet_classifier.npz", "backbone-classifiers"))
+
+
 class InputFailed(RuntimeError):
     """A command that writes a quick input file failed."""
 
@@ -169,7 +175,8 @@ def check_init_files(records: list[dict], missing_is_error: bool) -> None:
         path = record["init_from"]
         if (record["parent"] is None and path and not is_finished(record)
                 and not os.path.exists(os.path.join(ROOT, path))):
-            hint = " (make classifier writes it)" if path.endswith("vgg16_classifier.npz") else ""
+            hint = next((f" (make {target} writes it)" for suffix, target in CLASSIFIER_TARGETS
+                         if path.endswith(suffix)), "")
             problem = (f"trial {record['name']}: {sweeps.INIT_KEY}={path!r} does not exist{hint}; "
                        f"relative paths are from {ROOT}")
             if missing_is_error:

@@ -13,7 +13,7 @@ import ml_collections
 from fcn_jax.class_balance import BALANCES
 from fcn_jax.data import BUILDERS
 from fcn_jax.backends import FAST_PATHS
-from fcn_jax.models import COMPUTE_DTYPES
+from fcn_jax.models import COMPUTE_DTYPES, backbones
 from fcn_jax.models.decoders import DECODERS
 from fcn_jax.models.fcn import VARIANT_STRIDES
 from fcn_jax.ops.shift_stitch import allowed_factors
@@ -93,6 +93,7 @@ RULES = (
     ("data.num_threads", *integer(1)),
     ("data.prefetch", *integer(0)),
     ("model.variant", *one_of(VARIANT_STRIDES)),
+    ("model.backbone", *one_of(backbones.BACKBONES)),
     ("model.width", *real(0, low_open=True)),
     ("model.fc_channels", *integer(0)),
     ("model.fc6_kernel", *integer(1)),
@@ -164,6 +165,16 @@ def problems(config: ml_collections.ConfigDict) -> list[str]:
         elif factor > 1 and lookup(config, "model.caffe")[1] is True:
             found.append(f"config.model.shift_stitch = {factor!r}: expected 1 with "
                          "model.caffe=True (the Caffe layout's crops assume its own stride)")
+    present, backbone = lookup(config, "model.backbone")
+    if present and backbone in backbones.BACKBONES:
+        try:
+            backbones.check(backbone, variant=variant if variant in VARIANT_STRIDES else "fcn32s",
+                            caffe=lookup(config, "model.caffe")[1] is True,
+                            reads_trunk_features=getattr(
+                                DECODERS.get(lookup(config, "model.decoder")[1]),
+                                "reads_trunk_features", False))
+        except ValueError as error:
+            found.append(f"config.{error}")
     present, rate = lookup(config, "loss.sampling_rate")
     if present and lookup(config, "model.caffe")[1] is True and rate != 1:
         found.append(f"config.loss.sampling_rate = {rate!r}: expected 1 with model.caffe=True "

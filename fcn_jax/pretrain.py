@@ -1,12 +1,14 @@
-"""Classifier pretraining, the miniature of the paper's ImageNet VGG16 (sections 3.1, 4.1).
+"""Classifier pretraining, the miniature of the paper's ImageNet classifiers (sections 3.1,
+4.1; Table 1's backbones).
 
     python -m fcn_jax.pretrain --config configs/classifier.py --workdir workdirs/classifier
 
-Trains ``models.classifier.VGG16Classifier`` on the ``fcn_objects`` images (softmax
-cross-entropy, the optimiser of ``configs/classifier.py``, random mirroring), reports top-1
-accuracy on the validation split and writes, in the workdir: ``vgg16_classifier.npz`` (a torchvision VGG16 state dict,
-which ``model.init_from`` convolutionalizes into an FCN), ``results.json``, ``config.json``
-and ``metrics.jsonl``. A workdir that already holds the results of the same config is
+Trains ``models.classifier.Classifier`` (``model.backbone``: vgg16, alexnet or googlenet) on
+the ``fcn_objects`` images (softmax cross-entropy, the optimiser of ``configs/classifier.py``,
+random mirroring), reports top-1 accuracy on the validation split and writes, in the workdir:
+``<backbone>_classifier.npz`` (a torchvision VGG16 / AlexNet state dict, GoogLeNet's in
+reference names, which ``model.init_from`` convolutionalizes into an FCN of that backbone),
+``results.json``, ``config.json`` and ``metrics.jsonl``. A workdir that already holds the results of the same config is
 reused as it is (``make run`` relies on this); one trained with another config is refused.
 The run takes minutes and keeps no checkpoints: a stopped run starts again.
 """
@@ -26,13 +28,16 @@ from flax import nnx
 
 from fcn_jax import backends, config_checks, config_cli, data, optim, steps
 from fcn_jax.data import objects, objects_dataset
-from fcn_jax.models.classifier import VGG16Classifier, input_size, to_torchvision
+from fcn_jax.models.classifier import Classifier, input_size, state_dict
 from fcn_jax.parallel import DataParallel
-from fcn_jax.models.pretrained import TORCHVISION_VGG16
 from fcn_jax.workdir import WorkdirLock, ensure_writable, write_json
 from fcn_jax.writer import MetricWriter
 
-WEIGHTS_NAME = "vgg16_classifier.npz"
+
+
+def weights_name(backbone: str) -> str:
+    """The file a classifier of ``backbone`` is written to, in its workdir."""
+    return f"{backbone}_classifier.npz"
 
 
 def classifier_step(state: steps.TrainState, batch: dict, *, graphdef, constants, tx,
@@ -134,11 +139,12 @@ def finished_results(config: ml_collections.ConfigDict, workdir: str) -> dict | 
         return None
     with open(config_path, encoding="utf-8") as f:
         old = json.load(f)
+    old.get("model", {}).setdefault("backbone", "vgg16")  # written before model.backbone
     if old != json.loads(config.to_json()):
         raise ValueError(f"{workdir} holds a classifier trained with another config "
                          f"({config_path}); pass another --workdir or remove that one")
     if not os.path.exists(results_path) or not os.path.exists(
-            os.path.join(workdir, WEIGHTS_NAME)):
+            os.path.join(workdir, weights_name(config.model.backbone))):
         return None
     with open(results_path, encoding="utf-8") as f:
         return json.load(f)
@@ -148,9 +154,10 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """The training run itself; writes the weights last, then results.json."""
     splits = load_data(config)
     m = config.model
-    model = VGG16Classifier(objects.NUM_CLASSES, width=m.width, fc_channels=m.fc_channels or None,
-                            dropout_rate=m.dropout_rate, fc6_kernel=m.fc6_kernel,
-                            fast_paths=m.fast_paths, rngs=nnx.Rngs(params=config.seed))
+    model = Classifier(objects.NUM_CLASSES, backbone=m.backbone, width=m.width,
+                       fc_channels=m.fc_channels or None, dropout_rate=m.dropout_rate,
+                       fc6_kernel=m.fc6_kernel, fast_paths=m.fast_paths,
+                       rngs=nnx.Rngs(params=config.seed))
     graphdef, params, constants = nnx.split(model, nnx.Param, ...)
     tx = optim.build(config.optim, config.train.num_steps)
     dp = DataParallel(config.parallel.mode, config.parallel.num_devices)
@@ -181,18 +188,20 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
     accuracy = top1(dp, evaluate, params, *splits["validation"], config.eval.batch_size)
     writer.write(config.train.num_steps, "validation", {"top1_accuracy": accuracy})
     nnx.update(model, dp.get_replicated(params))
-    arrays = to_torchvision(model, TORCHVISION_VGG16)
-    tmp = os.path.join(workdir, WEIGHTS_NAME + ".tmp.npz")
+    arrays = state_dict(model)
+    name = weights_name(m.backbone)
+    tmp = os.path.join(workdir, name + ".tmp.npz")
     np.savez(tmp, **arrays)
-    os.replace(tmp, os.path.join(workdir, WEIGHTS_NAME))
+    os.replace(tmp, os.path.join(workdir, name))
     results = {"top1_accuracy": round(100 * accuracy, 2), "num_classes": objects.NUM_CLASSES,
                "class_names": list(objects.CLASS_NAMES), "steps": config.train.num_steps,
                "chance_accuracy": round(100 / objects.NUM_CLASSES, 2),
-               "train_seconds": round(seconds, 1), "weights": WEIGHTS_NAME}
+               "train_seconds": round(seconds, 1), "weights": name,
+               "backbone": m.backbone}
     write_json(os.path.join(workdir, "results.json"), results)
     print(f"top-1 accuracy {results['top1_accuracy']:.2f}% on {len(splits['validation'][1])} "
           f"validation images (chance {results['chance_accuracy']}%); weights: "
-          f"{os.path.join(workdir, WEIGHTS_NAME)}")
+          f"{os.path.join(workdir, name)}")
     return results
 
 

@@ -16,7 +16,7 @@ A config file may describe a sweep as a study in a module-level ``STUDIES`` dict
 must be; a value ``None`` means "key not set by the trial"). Optionally ``"prediction_grid":
 {title: arm}`` (the paper's Figure 4: those arms' predictions side by side) and
 ``"coarse_upper_bound": [factor, ...]`` (the appendix: the best mean IU of a prediction at
-each stride). Each arm must pick out exactly one setting (swept values but the seed). ``experiments.report`` then gives each arm's difference to
+each stride) and ``"backbone_table": True`` (Table 1's columns per arm's backbone). Each arm must pick out exactly one setting (swept values but the seed). ``experiments.report`` then gives each arm's difference to
 the reference arm, paired by seed, and a row per claim.
 """
 
@@ -35,7 +35,7 @@ PARENT = "@parent"                  # a trial's key: the overrides of the trial 
 INIT_KEY = "model.init_from"        # what a staged trial's parent workdir is passed as
 EXPECTATIONS = ("higher", "lower", "same")
 CLAIM_FIELDS = {"arm", "versus", "expect", "paper", "margin"}
-STUDY_FIELDS = {"reference", "claims", "prediction_grid", "coarse_upper_bound"}
+STUDY_FIELDS = {"reference", "claims", "prediction_grid", "coarse_upper_bound", "backbone_table"}
 SEED_KEY = "seed"                   # trials that differ only in it are one setting's repeats
 
 
@@ -215,6 +215,8 @@ def check_study(study: dict, trials: list[dict], where: str) -> None:
     if unknown or "reference" not in study:
         raise ValueError(f"{where}: study fields {sorted(study)}; expected 'reference' and "
                          f"optionally {sorted(STUDY_FIELDS - {'reference'})}")
+    if study.get("backbone_table", True) is not True:
+        raise ValueError(f"{where}: backbone_table {study['backbone_table']!r}; expected True")
     factors = study.get("coarse_upper_bound", [])
     if not all(isinstance(f, int) and f >= 1 for f in factors):
         raise ValueError(f"{where}: coarse_upper_bound {factors}; expected strides (ints >= 1)")

@@ -13,16 +13,16 @@ from flax import nnx
 from fcn_jax import inputs
 from fcn_jax.data import embedded, objects, objects_dataset
 from fcn_jax.models import pretrained
-from fcn_jax.models.classifier import VGG16Classifier, input_size, to_torchvision
+from fcn_jax.models.classifier import Classifier, input_size, state_dict
 from fcn_jax.models.fcn import FCN
 from tests.helpers import ROOT, tiny_cli_overrides
 
 WIDTH, FC = 0.0625, 24
 
 
-def random_classifier(fc6_kernel: int, seed: int = 0) -> VGG16Classifier:
+def random_classifier(fc6_kernel: int, seed: int = 0) -> Classifier:
     """A classifier with random non-zero biases, so every bias takes part in the checks."""
-    model = VGG16Classifier(objects.NUM_CLASSES, width=WIDTH, fc_channels=FC,
+    model = Classifier(objects.NUM_CLASSES, width=WIDTH, fc_channels=FC,
                             fc6_kernel=fc6_kernel, rngs=nnx.Rngs(params=seed))
     rng = np.random.default_rng(seed)
     for path, variable in nnx.to_flat_state(nnx.state(model, nnx.Param)):
@@ -95,7 +95,7 @@ def test_dataset_splits_hold_the_rendered_images_and_their_labels(tmp_path):
 def test_the_state_dict_is_torchvision_vgg16_and_computes_the_same_logits_in_torch():
     torch = pytest.importorskip("torch")
     model = random_classifier(3)
-    arrays = to_torchvision(model, pretrained.TORCHVISION_VGG16)
+    arrays = state_dict(model)
     layers, in_ch = [], 3
     for _, depth, channels in pretrained.VGG16_BLOCKS:
         for _ in range(depth):
@@ -125,7 +125,7 @@ def test_convolutionalized_net_scores_the_classifiers_windows_at_stride_32():
     image each stride-32 cell is the classifier's fc layers on its pool5 window (numpy)."""
     kernel = 3
     classifier = random_classifier(kernel)
-    arrays = to_torchvision(classifier, pretrained.TORCHVISION_VGG16)
+    arrays = state_dict(classifier)
     fcn = convolutionalized(arrays, kernel)
     images = np.random.default_rng(1).integers(0, 256, (2, 96, 96, 3)).astype(np.uint8)
     normalised = (images.astype(np.float32) - inputs.RGB_MEAN) / inputs.RGB_STD
@@ -144,7 +144,7 @@ def test_convolutionalized_net_scores_the_classifiers_windows_at_stride_32():
 
 
 def test_a_classifier_of_another_fc6_size_is_refused_naming_fc6():
-    arrays = to_torchvision(random_classifier(2), pretrained.TORCHVISION_VGG16)
+    arrays = state_dict(random_classifier(2))
     model = FCN(5, variant="fcn32s", width=WIDTH, fc_channels=FC, fc6_kernel=3,
                 rngs=nnx.Rngs(params=0))
     with pytest.raises(pretrained.WeightsError, match=r"wrong shape: fc6.weight"):

@@ -19,12 +19,16 @@ from tests.helpers import ROOT
 
 SWEEP_EMIT = "tests/test_sweeps.py::test_the_documented_study_commands_emit_their_trials"
 QUICK_STUDY = "tests/test_quick_studies.py::test_the_quick_form_of_each_study_runs_and_reports"
-STUDY_NAMES = ("sgd_lr", "skips", "pretraining", "upsampling", "loss_sampling", "balancing",
-               "augmentation", "data_size", "precision", "learning_regime")
+STUDY_NAMES = ("sgd_lr", "skips", "backbones", "pretraining", "upsampling", "loss_sampling",
+               "balancing", "augmentation", "data_size", "precision", "learning_regime")
 TESTED = {
     "make run": ["tests/test_classifier_pretraining.py::"
                  "test_pretrain_then_fine_tune_through_the_commands"],
     "make test": [],  # CI's own command: it runs this suite
+    "make backbone-classifiers": ["tests/test_backbones.py::"
+                                  "test_make_backbone_classifiers_commands_pretrain_each_backbone"],
+    "python -m benchmarks.backbones": ["tests/test_backbones.py::"
+                                       "test_the_backbone_benchmark_prints_table_1s_columns"],
     "make install": ["tests/test_packaging.py::test_make_install_adds_the_chosen_jax_build"],
     "python -m pip": ["tests/test_packaging.py::"
                       "test_the_wheel_holds_the_packages_scripts_and_pinned_dependencies"],

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fcn_jax import models
-from fcn_jax.models.vgg import dropout
+from fcn_jax.models.layers import dropout
 from tests.helpers import tiny_config
 
 UNITS = 200_000

@@ -18,7 +18,7 @@ from fcn_jax import backends, models
 from fcn_jax.backends import cpu
 from fcn_jax.backends.kernels import PLAIN_KERNELS
 from fcn_jax.models.caffe import CaffeFCN
-from fcn_jax.models.classifier import VGG16Classifier
+from fcn_jax.models.classifier import Classifier
 from fcn_jax.models.decoders import DECODERS
 from fcn_jax.models.fcn import FCN
 from tests.helpers import tiny_config
@@ -200,5 +200,5 @@ def test_the_caffe_layout_is_the_same_with_fast_paths_on_and_off(skip_scales):
 
 def test_the_classifier_is_the_same_with_fast_paths_on_and_off():
     images = jnp.asarray(np.random.default_rng(10).integers(0, 256, (2, 64, 64, 3)), jnp.uint8)
-    assert_nets_agree(*net_pair(lambda fast_paths: VGG16Classifier(
+    assert_nets_agree(*net_pair(lambda fast_paths: Classifier(
         5, **SMALL, fc6_kernel=2, fast_paths=fast_paths, rngs=nnx.Rngs(0))), images)

@@ -45,9 +45,17 @@ def test_the_quick_form_matches_the_data_and_classifier_it_runs_on():
     trunk, fcn = classifier.get_config("quick").model, default.get_config("smoke").model
     assert (trunk.width, trunk.fc_channels, trunk.fc6_kernel) == (
         fcn.width, fcn.fc_channels, fcn.fc6_kernel)
-    (quick_file, command), = default.quick_inputs("/w").values()
+    inputs = default.quick_inputs("/w")
+    assert set(inputs) == set(default.BACKBONE_CLASSIFIERS.values())
+    quick_file, command = inputs[default.CLASSIFIER_WEIGHTS]
     assert quick_file == "/w/classifier/vgg16_classifier.npz"
-    assert command[-2:] == ["--workdir", "/w/classifier"] and "configs/classifier.py:quick" in command
+    assert command[-2:] == ["--workdir", "/w/classifier"]
+    assert "configs/classifier.py:vgg16,quick" in command
+    for backbone, path in default.BACKBONE_CLASSIFIERS.items():
+        quick_file, command = inputs[path]
+        assert quick_file.endswith(f"/{backbone}_classifier.npz")
+        assert classifier.get_config(command[command.index("--config") + 1].split(":")[1]
+                                     ).model.backbone == backbone
 
 
 def test_quick_needs_a_config_with_a_quick_form(tmp_path):
@@ -87,14 +95,14 @@ def quick_env(tiny_data_dir):
 
 
 @pytest.fixture(scope="session")
-def quick_classifier(quick_env, tmp_path_factory):
-    """One quick classifier per test session, copied into each study's workdir where
-    ``--quick`` would otherwise pretrain its own (seconds each)."""
-    workdir = str(tmp_path_factory.mktemp("quick") / "classifier")
-    (quick_file, command), = default.quick_inputs(os.path.dirname(workdir)).values()
-    proc = subprocess.run([sys.executable, *command], cwd=ROOT, env=quick_env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0 and os.path.exists(quick_file), proc.stderr[-2000:]
+def quick_classifiers(quick_env, tmp_path_factory):
+    """One quick classifier per backbone and test session, copied into each study's workdir
+    where ``--quick`` would otherwise pretrain its own (seconds each)."""
+    workdir = tmp_path_factory.mktemp("quick")
+    for quick_file, command in default.quick_inputs(str(workdir)).values():
+        proc = subprocess.run([sys.executable, *command], cwd=ROOT, env=quick_env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0 and os.path.exists(quick_file), proc.stderr[-2000:]
     return workdir
 
 
@@ -106,16 +114,15 @@ def sweep_command(name: str, sweep_dir, env: dict, *extra: str) -> subprocess.Co
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["augmentation", "balancing", "data_size", "learning_regime",
-                                  "loss_sampling", "precision", "pretraining", "sgd_lr",
-                                  "skips", "upsampling"])
-def test_the_quick_form_of_each_study_runs_and_reports(name, quick_env, quick_classifier,
+@pytest.mark.parametrize("name", ["augmentation", "backbones", "balancing", "data_size",
+                                  "learning_regime", "loss_sampling", "precision",
+                                  "pretraining", "sgd_lr", "skips", "upsampling"])
+def test_the_quick_form_of_each_study_runs_and_reports(name, quick_env, quick_classifiers,
                                                        tmp_path):
     """docs/experiments.md: ``python -m experiments.sweep ... --sweep NAME --quick`` then the
     report, as documented, with the seeds and arms of the full study."""
     sweep_dir = tmp_path / name
-    sweep_dir.mkdir()
-    shutil.copytree(quick_classifier, sweep_dir / "classifier")
+    shutil.copytree(quick_classifiers, sweep_dir)
     proc = sweep_command(name, sweep_dir, quick_env, "--parallel", "2")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "making" not in proc.stdout  # the session's classifier was used
@@ -128,7 +135,10 @@ def test_the_quick_form_of_each_study_runs_and_reports(name, quick_env, quick_cl
     assert first["data"]["builder_config"] == "tiny"
     assert first["train"]["num_steps"] < 30 and first["train"]["num_overlays"] == 0
     if first["model"]["init_from"].endswith(".npz"):
-        assert first["model"]["init_from"] == str(sweep_dir / "classifier" / "vgg16_classifier.npz")
+        backbone = first["model"]["backbone"]
+        directory = "classifier" if backbone == "vgg16" else f"classifier_{backbone}"
+        assert first["model"]["init_from"] == str(sweep_dir / directory
+                                                  / f"{backbone}_classifier.npz")
 
     proc = run_module("experiments.report", str(sweep_dir))
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -11,8 +11,7 @@ from flax import nnx
 
 from benchmarks import sliding_window
 from fcn_jax.data import objects
-from fcn_jax.models import pretrained
-from fcn_jax.models.classifier import VGG16Classifier, from_torchvision, to_torchvision
+from fcn_jax.models.classifier import Classifier, load_state_dict, state_dict
 from tests.helpers import ROOT
 
 
@@ -23,31 +22,31 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 def random_classifier_file(tmp_path) -> tuple[str, dict]:
     """configs/classifier.py's shape with random weights and biases, as the file it writes."""
-    model = VGG16Classifier(objects.NUM_CLASSES, width=0.125, fc6_kernel=3,
+    model = Classifier(objects.NUM_CLASSES, width=0.125, fc6_kernel=3,
                             rngs=nnx.Rngs(params=0))
     rng = np.random.default_rng(0)
     for _, variable in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         variable[...] = rng.normal(0, 0.05, variable[...].shape).astype(np.float32)
-    arrays = to_torchvision(model, pretrained.TORCHVISION_VGG16)
+    arrays = state_dict(model)
     path = str(tmp_path / "vgg16_classifier.npz")
     np.savez(path, **arrays)
     return path, arrays
 
 
-def test_from_torchvision_inverts_to_torchvision_and_names_a_wrong_shape(tmp_path):
+def test_load_state_dict_inverts_state_dict_and_names_a_wrong_shape(tmp_path):
     _, arrays = random_classifier_file(tmp_path)
-    model = VGG16Classifier(objects.NUM_CLASSES, width=0.125, fc6_kernel=3,
+    model = Classifier(objects.NUM_CLASSES, width=0.125, fc6_kernel=3,
                             rngs=nnx.Rngs(params=5))
-    from_torchvision(model, arrays, pretrained.TORCHVISION_VGG16)
-    again = to_torchvision(model, pretrained.TORCHVISION_VGG16)
+    load_state_dict(model, arrays)
+    again = state_dict(model)
     assert again.keys() == arrays.keys()
     for key in arrays:
         np.testing.assert_array_equal(again[key], arrays[key])
-    narrow = VGG16Classifier(objects.NUM_CLASSES, width=0.0625, fc6_kernel=3,
+    narrow = Classifier(objects.NUM_CLASSES, width=0.0625, fc6_kernel=3,
                              rngs=nnx.Rngs(params=0))
-    with pytest.raises(ValueError, match=r"features\.0\.weight has shape \(8, 3, 3, 3\); this "
-                                         r"classifier needs \(4, 3, 3, 3\)"):
-        from_torchvision(narrow, arrays, pretrained.TORCHVISION_VGG16)
+    with pytest.raises(ValueError, match=r"classifier\.6\.weight has shape \(20, 512\); "
+                                         r"this classifier needs \(20, 256\)"):
+        load_state_dict(narrow, arrays)
 
 
 def test_the_vgg16_benchmark_net_is_the_file_and_dense_equals_its_window(tmp_path):

@@ -428,7 +428,8 @@ def test_a_missing_start_file_stops_the_sweep_before_any_trial(tiny_config_file,
                                                    ("loss_sampling", 15, 0), ("balancing", 10, 0),
                                                    ("augmentation", 10, 0), ("data_size", 10, 0),
                                                    ("precision", 10, 0),
-                                                   ("learning_regime", 10, 0)])
+                                                   ("learning_regime", 10, 0),
+                                                   ("backbones", 15, 0)])
 def test_the_documented_study_commands_emit_their_trials(sweep, ready, waiting, tmp_path):
     """docs/experiments.md, Studies: the commands as documented, emitting instead of training."""
     commands = tmp_path / "commands.txt"

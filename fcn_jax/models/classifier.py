@@ -1,12 +1,14 @@
-"""The VGG16 classifier the FCN starts from (FCN paper, sections 3.1 and 4.1).
+"""The classifier the FCN starts from (FCN paper, sections 3.1 and 4.1; Table 1's backbones).
 
-The paper fine-tunes from VGG16 trained on ImageNet classification: the 13 convolutions, then
-fc6 and fc7 as fully connected layers on the flattened pool5 map, each with ReLU and dropout,
-and fc8, the 1000-way classifier. ``VGG16Classifier`` is that net at a width multiplier,
-trained on the procedural objects (``data.objects``). Its pool5 map is flattened in (C, H, W)
-order as torch and Caffe do, so ``to_torchvision`` writes a state dict in torchvision's VGG16
-layout that enters the FCN through the same net surgery as torchvision's own weights
-(``models.pretrained.load_reference``: fc6 Linear -> k x k convolution, fc7 -> 1x1, fc8 dropped).
+The paper fine-tunes from nets trained on ImageNet classification. ``Classifier`` is such a
+net at a width multiplier, trained on the procedural objects (``data.objects``): a trunk of
+``models.backbones`` in its classifier form, then fc8, the classifier layer the FCN discards.
+VGG16 and AlexNet end with fc6 and fc7 as Linear layers on the flattened pool5 map (flattened
+in (C, H, W) order as torch and Caffe do); GoogLeNet averages its last inception module over
+the image. ``state_dict`` writes the net in torchvision's VGG16 / AlexNet layout (GoogLeNet:
+the FCN's own layer names, see ``models.pretrained``), so it enters the FCN through the same
+net surgery as torchvision's own weights (``models.pretrained.load_reference``: fc6 Linear ->
+k x k convolution, fc7 -> 1x1, fc8 dropped).
 """
 
 import jax
@@ -14,7 +16,8 @@ import numpy as np
 from flax import nnx
 
 from fcn_jax import inputs
-from fcn_jax.models.vgg import FC6_KERNEL, TRUNK_STRIDE, VGG16, dropout, he_normal
+from fcn_jax.models import backbones, pretrained
+from fcn_jax.models.vgg import FC6_KERNEL, TRUNK_STRIDE
 
 
 def input_size(fc6_kernel: int) -> int:
@@ -22,22 +25,21 @@ def input_size(fc6_kernel: int) -> int:
     return TRUNK_STRIDE * fc6_kernel
 
 
-class VGG16Classifier(nnx.Module):
-    """VGG16's convolutions, then fc6, fc7 (Linear, ReLU, dropout) and fc8 (Linear)."""
+class Classifier(nnx.Module):
+    """A ``backbone`` trunk in its classifier form, then fc8 (Linear)."""
 
-    def __init__(self, num_classes: int, *, width: float = 1.0, fc_channels: int | None = None,
-                 dropout_rate: float = 0.5, fc6_kernel: int = FC6_KERNEL,
-                 fast_paths: str = "auto", rngs: nnx.Rngs):
-        trunk = VGG16(width=width, fc_channels=fc_channels, dropout_rate=dropout_rate,
-                      fc6_kernel=fc6_kernel, fast_paths=fast_paths, rngs=rngs)
-        self.trunk = trunk
+    def __init__(self, num_classes: int, *, backbone: str = "vgg16", width: float = 1.0,
+                 fc_channels: int | None = None, dropout_rate: float = 0.5,
+                 fc6_kernel: int = FC6_KERNEL, fast_paths: str = "auto", rngs: nnx.Rngs):
+        backbones.check(backbone)
+        self.backbone = backbone
+        self.trunk = backbones.build_trunk(backbone, width=width, fc_channels=fc_channels,
+                                           dropout_rate=dropout_rate, fc6_kernel=fc6_kernel,
+                                           fast_paths=fast_paths, compute_dtype="float32",
+                                           rngs=rngs)
+        self.trunk.to_linear(rngs)
         self.fc6_kernel = fc6_kernel
-        flat = trunk.pool5_channels * fc6_kernel * fc6_kernel
-        # The trunk's fc6/fc7 are convolutions; the classifier's are Linear layers instead.
-        trunk.fc6 = nnx.Linear(flat, trunk.fc_channels, kernel_init=he_normal, rngs=rngs)
-        trunk.fc7 = nnx.Linear(trunk.fc_channels, trunk.fc_channels, kernel_init=he_normal,
-                               rngs=rngs)
-        self.fc8 = nnx.Linear(trunk.fc_channels, num_classes,
+        self.fc8 = nnx.Linear(self.trunk.head_channels, num_classes,
                               kernel_init=nnx.initializers.normal(0.01), rngs=rngs)
 
     def __call__(self, images: jax.Array, *, dropout_keys: jax.Array | None = None) -> jax.Array:
@@ -47,52 +49,46 @@ class VGG16Classifier(nnx.Module):
             raise ValueError(f"the classifier takes {expected}x{expected} images (fc6 covers a "
                              f"{self.fc6_kernel}x{self.fc6_kernel} pool5 map); got "
                              f"{images.shape[1]}x{images.shape[2]}")
-        x = inputs.normalized(images)
-        pool5 = self.trunk.conv_features(x)["pool5"]
-        flat = pool5.transpose(0, 3, 1, 2).reshape(pool5.shape[0], -1)  # torch's C, H, W order
-        keys6 = keys7 = None
-        if dropout_keys is not None:
-            pairs = jax.vmap(jax.random.split)(dropout_keys)
-            keys6, keys7 = pairs[:, 0], pairs[:, 1]
-        rate = self.trunk.dropout_rate
-        x = dropout(jax.nn.relu(self.trunk.fc6(flat)), rate, keys6)
-        x = dropout(jax.nn.relu(self.trunk.fc7(x)), rate, keys7)
-        return self.fc8(x)
+        return self.fc8(self.trunk.classifier_vector(inputs.normalized(images), dropout_keys))
 
 
-def to_torchvision(model: VGG16Classifier, names: dict[str, str]) -> dict[str, np.ndarray]:
-    """The classifier as a torchvision VGG16 state dict (``features.N``, ``classifier.N``).
+def file_names(model: Classifier) -> dict[str, str]:
+    """{model layer name: file layer name}: torchvision's module names where the backbone has
+    them (VGG16, AlexNet), else the model's own (reference) names."""
+    layers = {name.rpartition(".")[0] for name in pretrained.model_variables(model)}
+    torchvision = {v: k for k, v in pretrained.TORCHVISION_NAMES.get(model.backbone, {}).items()}
+    return {layer: torchvision.get(layer, layer) for layer in sorted(layers)}
 
-    ``names``: torchvision module name -> reference layer name (``models.pretrained.TORCHVISION_VGG16``).
-    Convolutions are written OIHW, Linear layers [out, in].
-    """
-    layers = {"fc8": model.fc8, "fc6": model.trunk.fc6, "fc7": model.trunk.fc7}
+
+def state_dict(model: Classifier) -> dict[str, np.ndarray]:
+    """The classifier as a state dict (``file_names``): convolutions OIHW, Linear [out, in]."""
+    names = file_names(model)
     arrays = {}
-    for torch_name, layer_name in names.items():
-        layer = layers.get(layer_name) or getattr(model.trunk, layer_name)
-        kernel = np.asarray(layer.kernel[...])
-        weight = kernel.T if kernel.ndim == 2 else kernel.transpose(3, 2, 0, 1)
-        arrays[f"{torch_name}.weight"] = np.ascontiguousarray(weight)
-        arrays[f"{torch_name}.bias"] = np.asarray(layer.bias[...])
+    for name, variable in pretrained.model_variables(model).items():
+        layer, _, leaf = name.rpartition(".")
+        value = np.asarray(variable[...])
+        if leaf == "weight":
+            value = value.T if value.ndim == 2 else value.transpose(3, 2, 0, 1)
+        arrays[f"{names[layer]}.{leaf}"] = np.ascontiguousarray(value)
     return arrays
 
 
-
-def from_torchvision(model: VGG16Classifier, arrays: dict, names: dict[str, str]) -> None:
-    """Load a state dict written by ``to_torchvision`` back into ``model`` (its inverse)."""
-    expected = to_torchvision(model, names)
+def load_state_dict(model: Classifier, arrays: dict) -> None:
+    """Load a state dict written by ``state_dict`` back into ``model`` (its inverse)."""
+    expected = state_dict(model)
     missing = sorted(expected.keys() - arrays.keys())
     if missing:
-        raise ValueError(f"not a VGG16 classifier state dict: {len(missing)} arrays missing "
-                         f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})")
+        raise ValueError(f"not a {model.backbone} classifier state dict: {len(missing)} arrays "
+                         f"missing ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})")
     for key, want in expected.items():
         got = np.asarray(arrays[key])
         if got.shape != want.shape:
             raise ValueError(f"{key} has shape {got.shape}; this classifier needs {want.shape} "
-                             "(another width, fc size or fc6 kernel?)")
-    layers = {"fc8": model.fc8, "fc6": model.trunk.fc6, "fc7": model.trunk.fc7}
-    for torch_name, layer_name in names.items():
-        layer = layers.get(layer_name) or getattr(model.trunk, layer_name)
-        weight = np.asarray(arrays[f"{torch_name}.weight"])
-        layer.kernel[...] = weight.T if weight.ndim == 2 else weight.transpose(2, 3, 1, 0)
-        layer.bias[...] = np.asarray(arrays[f"{torch_name}.bias"])
+                             "(another backbone, width, fc size or fc6 kernel?)")
+    names = file_names(model)
+    for name, variable in pretrained.model_variables(model).items():
+        layer, _, leaf = name.rpartition(".")
+        value = np.asarray(arrays[f"{names[layer]}.{leaf}"])
+        if leaf == "weight":
+            value = value.T if value.ndim == 2 else value.transpose(2, 3, 1, 0)
+        variable[...] = value

@@ -18,8 +18,9 @@ import numpy as np
 from flax import nnx
 
 from fcn_jax import inputs
+from fcn_jax.models import backbones
 from fcn_jax.models.decoders import DECODERS, make_upsampler
-from fcn_jax.models.vgg import FC6_KERNEL, VGG16
+from fcn_jax.models.vgg import FC6_KERNEL
 from fcn_jax.ops import shift_stitch as stitching
 
 VARIANT_STRIDES = {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}
@@ -29,7 +30,8 @@ FINAL_UPSAMPLING_NAMES = {"fcn32s": "upscore", "fcn16s": "upscore16", "fcn8s": "
 UPSAMPLING_LAYERS = ("upscore2", "upscore_pool4", *FINAL_UPSAMPLING_NAMES.values())
 
 
-def score_layer(in_channels: int, num_classes: int, trunk: VGG16, rngs: nnx.Rngs) -> nnx.Conv:
+def score_layer(in_channels: int, num_classes: int, trunk: nnx.Module,
+                rngs: nnx.Rngs) -> nnx.Conv:
     """A zero-initialised 1x1 classifier (score_fr, score_pool4, score_pool3), computing
     with the trunk's kernels and dtype."""
     return nnx.Conv(in_channels, num_classes, (1, 1), kernel_init=nnx.initializers.zeros,
@@ -40,6 +42,7 @@ def score_layer(in_channels: int, num_classes: int, trunk: VGG16, rngs: nnx.Rngs
 class FCN(nnx.Module):
     """An FCN with skip fusion: variant "fcn32s", "fcn16s" or "fcn8s".
 
+    ``backbone``: the trunk (models.backbones; vgg16, or alexnet / googlenet for FCN-32s).
     ``caffe_trunk`` gives the trunk the reference release's padding; models.caffe.CaffeFCN sets
     it together with the release's input convention and crops.
     """
@@ -49,7 +52,7 @@ class FCN(nnx.Module):
                  decoder: str = "bilinear", skip_scales: tuple = (1.0, 1.0),
                  caffe_trunk: bool = False, fc6_kernel: int = FC6_KERNEL,
                  fast_paths: str = "auto", compute_dtype: str = "float32",
-                 shift_stitch: int = 1, rngs: nnx.Rngs):
+                 shift_stitch: int = 1, backbone: str = "vgg16", rngs: nnx.Rngs):
         if variant not in VARIANT_STRIDES:
             raise ValueError(f"model.variant={variant!r}: expected one of "
                              f"{sorted(VARIANT_STRIDES)}")
@@ -58,16 +61,21 @@ class FCN(nnx.Module):
             raise ValueError(f"model.decoder={decoder!r} places scores at the trunk's pooling "
                              f"switches, which stitched scores do not have: use another "
                              f"decoder with model.shift_stitch={shift_stitch}")
+        backbones.check(backbone, variant=variant, caffe=caffe_trunk,
+                        reads_trunk_features=getattr(DECODERS.get(decoder),
+                                                     "reads_trunk_features", False))
+        self.backbone = backbone
         self.variant = variant
         self.shift_stitch = shift_stitch
         self.decoder = decoder
         self.num_classes = num_classes
         self.pool4_scale, self.pool3_scale = (float(s) for s in skip_scales)
-        self.trunk = VGG16(width=width, fc_channels=fc_channels, dropout_rate=dropout_rate,
-                           caffe=caffe_trunk, fc6_kernel=fc6_kernel, fast_paths=fast_paths,
-                           compute_dtype=compute_dtype, rngs=rngs)
+        self.trunk = backbones.build_trunk(
+            backbone, width=width, fc_channels=fc_channels, dropout_rate=dropout_rate,
+            caffe=caffe_trunk, fc6_kernel=fc6_kernel, fast_paths=fast_paths,
+            compute_dtype=compute_dtype, rngs=rngs)
         kernels = self.kernels = self.trunk.kernels
-        self.score_fr = score_layer(self.trunk.fc_channels, num_classes, self.trunk, rngs)
+        self.score_fr = score_layer(self.trunk.head_channels, num_classes, self.trunk, rngs)
         stride = VARIANT_STRIDES[variant]
         if stride <= 16:
             self.score_pool4 = score_layer(self.trunk.pool4_channels, num_classes, self.trunk,
@@ -114,7 +122,7 @@ class FCN(nnx.Module):
     def scores(self, x: jax.Array, dropout_keys: jax.Array | None) -> tuple[jax.Array, dict]:
         """The fused class scores at ``stride`` of a model input, and the trunk's features."""
         features = self.trunk(x, dropout_keys=dropout_keys)
-        score = self.score_fr(features["fc7"])
+        score = self.score_fr(features[self.trunk.head_feature])
         if self.stride <= 16:
             score = self.fuse(score, self.upscore2, "score_pool4",
                               self.score_pool4(features["pool4"] * self.pool4_scale), features)

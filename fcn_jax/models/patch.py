@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fcn_jax import inputs
-from fcn_jax.models.vgg import he_normal
+from fcn_jax.models.layers import he_normal
 
 
 class PatchClassifier(nnx.Module):

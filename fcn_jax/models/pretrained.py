@@ -4,11 +4,18 @@ and 4.3; FCN reference release), and a previous stage's checkpoint (staged 32s -
 Files (``read_arrays``): ``.npz``, ``.safetensors`` and, with torch installed, ``.pth``/``.pt``;
 each a flat {name: array} in one of two layouts:
 
-- torchvision VGG16: ``features.N.weight/bias`` (conv, OIHW), ``classifier.{0,3,6}`` (linear,
-  [out, in]): renamed to the reference names below (``TORCHVISION_VGG16``);
-- reference names: conv1_1 .. conv5_3, fc6, fc7, fc8, score_fr, score_pool4, score_pool3
+- torchvision VGG16 or AlexNet (``model.backbone``): ``features.N.weight/bias`` (conv, OIHW),
+  ``classifier.N`` (linear, [out, in]): renamed to the reference names below
+  (``TORCHVISION_NAMES``);
+- reference names: conv1_1 .. conv5_3 (AlexNet: conv1 .. conv5; GoogLeNet: conv1 .. conv3,
+  inception3a.branch1 ..), fc6, fc7, fc8, score_fr, score_pool4, score_pool3
   (OIHW), upscore2, upscore_pool4, upscore / upscore16 / upscore8 (Caffe's Deconvolution
   layout [in, out, kh, kw], no bias), keys ``name.weight`` / ``name.bias``.
+
+torchvision's GoogLeNet is not imported: every convolution of it is followed by batch
+normalisation (folding it in would change the net the paper used, which had none), its
+"5x5" branches are 3x3 convolutions, and it carries auxiliary classifiers; the GoogLeNet
+classifier pretrained here (``models.classifier``) is written in reference names instead.
 
 Net surgery ("convolutionalization", paper section 3.1): a linear fc6 [4096, 25088] (torch and
 Caffe flatten a 512x7x7 map in C, H, W order) becomes a 7x7x512x4096 HWIO kernel, fc7 a 1x1.
@@ -19,7 +26,9 @@ Input convention: torchvision's VGG16 expects RGB scaled to 0..1 and normalised 
 ImageNet mean and std: the normalisation of ``FCN`` (``model.caffe=False``). Caffe weights
 (the VGG16 caffemodel, the released FCNs) expect BGR, mean-subtracted, 0..255: the input of
 ``CaffeFCN`` (``model.caffe=True``). ``convention="auto"`` takes torchvision names as the
-torchvision convention and reference names as Caffe's; a mismatch with the model is an error.
+torchvision convention and reference names as Caffe's for VGG16 (the release's nets) and as
+torchvision's for the other backbones, which have no Caffe layout here; a mismatch with the
+model is an error.
 
 Every difference between a file and the model (missing, unexpected, wrong shape) is listed in
 one ``WeightsError``; nothing is skipped silently.
@@ -32,8 +41,10 @@ import numpy as np
 from flax import nnx
 
 from fcn_jax.checkpoint import Checkpointer
+from fcn_jax.models.backbones import FULL_BACKBONE
 from fcn_jax.models.caffe import CaffeFCN
 from fcn_jax.models.fcn import FINAL_UPSAMPLING_NAMES, UPSAMPLING_LAYERS
+from fcn_jax.models.alexnet import ALEXNET_CONVS
 from fcn_jax.models.vgg import VGG16_BLOCKS
 
 SKIP_LAYERS = ("score_pool4", "score_pool3")
@@ -58,8 +69,19 @@ def torchvision_vgg16_names() -> dict[str, str]:
     return names
 
 
+def torchvision_alexnet_names() -> dict[str, str]:
+    """{"features.0": "conv1", ..., "classifier.6": "fc8"}: torchvision's module indices."""
+    names, index = {}, 0
+    for name, *_, pooled in ALEXNET_CONVS:
+        names[f"features.{index}"] = name
+        index += 2 + pooled  # conv, ReLU (, max pool)
+    names.update({"classifier.1": "fc6", "classifier.4": "fc7", "classifier.6": "fc8"})
+    return names
+
+
 TORCHVISION_VGG16 = torchvision_vgg16_names()
-TRUNK_LAYERS = frozenset(TORCHVISION_VGG16.values()) - {"fc8"}
+# model.backbone -> torchvision's names for its layers (GoogLeNet: none, see above).
+TORCHVISION_NAMES = {"vgg16": TORCHVISION_VGG16, "alexnet": torchvision_alexnet_names()}
 
 
 FORMATS = {".npz": "a numpy .npz archive of arrays (no pickled objects)",
@@ -115,25 +137,54 @@ def read_format(path: str, extension: str) -> dict:
 def check_known_names(arrays: dict, variables: dict, source: str) -> None:
     """A file none of whose names belongs to a known layout is not weights for this model."""
     layers = {k.rpartition(".")[0] for k in arrays}
-    known = ({k.rpartition(".")[0] for k in variables} | TRUNK_LAYERS
-             | {k.rpartition(".")[0] for k in DISCARDED})
+    known = {k.rpartition(".")[0] for k in variables} | {k.rpartition(".")[0] for k in DISCARDED}
     if arrays and not layers & known:
         names = ", ".join(sorted(arrays)[:5]) + (", ..." if len(arrays) > 5 else "")
+        expected = ", ".join(sorted(variables)[:2])
         raise WeightsError(
             f"{source}: none of its {len(arrays)} arrays has a layer name this importer knows "
-            f"({names}); expected torchvision VGG16 names (features.N.weight, "
-            "classifier.N.weight) or the reference names (conv1_1.weight, ..., fc7.weight, "
+            f"({names}); expected torchvision VGG16 / AlexNet names (features.N.weight, "
+            f"classifier.N.weight) or the model's reference names ({expected}, ..., "
             "score_fr.weight)")
 
 
-def to_reference_names(arrays: dict) -> tuple[dict, str]:
-    """Rename a torchvision VGG16 state dict to reference names; returns (arrays, layout)."""
-    if not {key.rpartition(".")[0] for key in arrays} & TORCHVISION_VGG16.keys():
+def torchvision_backbone(layers: set) -> str | None:
+    """The backbone whose torchvision names the layers are (None: not torchvision's layout).
+    VGG16's and AlexNet's share ``features.0``; their other indices tell them apart."""
+    matches = {b: len(layers & names.keys()) for b, names in TORCHVISION_NAMES.items()}
+    best = max(matches, key=matches.get)
+    return best if matches[best] else None
+
+
+def file_backbone(layers: set) -> str | None:
+    """The backbone a file's layer names belong to, by the names only that backbone has
+    (None: none of them, e.g. a file of score layers only)."""
+    found = torchvision_backbone(layers)
+    if found is None and any(layer.startswith("inception") for layer in layers):
+        found = "googlenet"
+    elif found is None and "conv1_1" in layers:
+        found = "vgg16"
+    elif found is None and "conv5" in layers:
+        found = "alexnet"
+    return found
+
+
+def to_reference_names(arrays: dict, backbone: str) -> tuple[dict, str]:
+    """Rename a torchvision state dict of ``backbone`` to reference names; returns (arrays,
+    layout). A file of another backbone is an error naming both."""
+    layers = {key.rpartition(".")[0] for key in arrays}
+    found = file_backbone(layers)
+    if found not in (None, backbone):
+        layout = "torchvision" if torchvision_backbone(layers) else "reference-name"
+        raise WeightsError(f"these are {layout} {found} weights but the model has "
+                           f"model.backbone={backbone!r}: set model.backbone={found}")
+    if torchvision_backbone(layers) is None:
         return dict(arrays), "reference"
+    names = TORCHVISION_NAMES[backbone]
     renamed = {}
     for key, value in arrays.items():
         layer, _, param = key.rpartition(".")
-        name = TORCHVISION_VGG16.get(layer)
+        name = names.get(layer)
         renamed[f"{name}.{param}" if name else key] = value
     return renamed, "torchvision"
 
@@ -199,7 +250,8 @@ def check_convention(layout: str, convention: str, model: nnx.Module) -> str:
     if convention not in CONVENTIONS:
         raise WeightsError(f"model.init_convention={convention!r}: expected one of {CONVENTIONS}")
     if convention == "auto":
-        convention = "torchvision" if layout == "torchvision" else "caffe"
+        caffe_names = layout == "reference" and model.backbone == FULL_BACKBONE
+        convention = "caffe" if caffe_names else "torchvision"
     caffe_model = isinstance(model, CaffeFCN)
     if caffe_model != (convention == "caffe"):
         wanted = "True" if convention == "caffe" else "False"
@@ -243,16 +295,16 @@ def load_reference(model: nnx.Module, arrays: dict, *, convention: str = "auto",
                    source: str = "the weights") -> dict:
     """Load a state dict (either layout) into ``model`` in place; returns what was done.
 
-    A file without score layers is a VGG16: only the trunk is expected and the heads keep
-    their initialisation. Otherwise every model variable must be in the file.
+    A file without score layers is a classifier's trunk (VGG16, AlexNet, GoogLeNet): only the
+    trunk is expected and the heads keep their initialisation. Otherwise every model variable must be in the file.
     """
-    arrays, layout = to_reference_names(arrays)
+    arrays, layout = to_reference_names(arrays, model.backbone)
     variables = model_variables(model)
     check_known_names(arrays, variables, source)
     convention = check_convention(layout, convention, model)
     trunk_only = not any(k.startswith("score_") for k in arrays)
-    expected = {k: v for k, v in variables.items()
-                if not trunk_only or k.split(".")[0] in TRUNK_LAYERS}
+    trunk = model_variables(model.trunk)
+    expected = {k: v for k, v in variables.items() if not trunk_only or k in trunk}
     raise_if(mismatches(arrays, expected), source)
     converted = {k: to_model_layout(k, arrays[k], v.shape) for k, v in expected.items()}
     raise_if(fixed_value_mismatches(converted, variables), source)

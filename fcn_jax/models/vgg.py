@@ -20,6 +20,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fcn_jax import backends
+from fcn_jax.models.fully_connected import FullyConnectedHead
+from fcn_jax.models.layers import he_normal, scaled
 
 TRUNK_STRIDE = 32  # pool5: the coarsest feature map is 1/32 of the input
 # (block name, number of 3x3 convs, channels at width 1.0) -- conv1..conv5.
@@ -29,23 +31,8 @@ FC_CHANNELS = 4096
 FC6_KERNEL = 7  # VGG16's fc6 covers pool5 of a 224x224 image: 7 = 224 / 32
 CAFFE_CONV1_1_PADDING = 100  # the reference release's conv1_1 "pad: 100"
 
-he_normal = nnx.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
 
-
-def scaled(channels: int, width: float) -> int:
-    """Channel count at a width multiplier, never below 4."""
-    return max(4, int(round(channels * width)))
-
-
-def dropout(x: jax.Array, rate: float, keys: jax.Array | None) -> jax.Array:
-    """Inverted dropout with one key per example; identity when ``keys`` is None."""
-    if keys is None or rate == 0.0:
-        return x
-    keep = jax.vmap(lambda k: jax.random.bernoulli(k, 1.0 - rate, x.shape[1:]))(keys)
-    return jnp.where(keep, x / (1.0 - rate), 0.0)
-
-
-class VGG16(nnx.Module):
+class VGG16(FullyConnectedHead, nnx.Module):
     """VGG16 convolutions plus fc6 (7x7 conv) and fc7 (1x1 conv), each with ReLU and dropout."""
 
     def __init__(self, *, width: float = 1.0, fc_channels: int | None = None,
@@ -67,34 +54,15 @@ class VGG16(nnx.Module):
                 in_ch = out_ch
             blocks.append(names)
         self.blocks = tuple(blocks)
-        self.pool5_channels = in_ch
         self.pool4_channels = scaled(VGG16_BLOCKS[3][2], width)
         self.pool3_channels = scaled(VGG16_BLOCKS[2][2], width)
-        self.fc_channels = fc_channels or scaled(FC_CHANNELS, width)
-        self.fc6 = nnx.Conv(in_ch, self.fc_channels, (fc6_kernel, fc6_kernel),
-                            padding="VALID" if caffe else "SAME", kernel_init=he_normal,
-                            dtype=self.dtype, conv_general_dilated=self.kernels.conv, rngs=rngs)
-        self.fc7 = nnx.Conv(self.fc_channels, self.fc_channels, (1, 1), kernel_init=he_normal,
-                            dtype=self.dtype, conv_general_dilated=self.kernels.conv, rngs=rngs)
+        self.make_fc_layers(in_ch, fc_channels or scaled(FC_CHANNELS, width), fc6_kernel, caffe,
+                            rngs)
 
-    def __call__(self, x: jax.Array, *, dropout_keys: jax.Array | None = None) -> dict:
-        """Features the FCN heads read: pool3 (stride 8), pool4 (16), pool5 and fc7 (32).
-
-        Also ``conv1``..``conv5``, each block's last activation before its pooling, from which
-        the max-unpooling decoder takes its switches.
-
-        ``dropout_keys``: one PRNG key per example ([B]); None disables dropout (inference).
-        """
-        features = self.conv_features(x)
-        x = features["pool5"]
-        keys6 = keys7 = None
-        if dropout_keys is not None:
-            pairs = jax.vmap(jax.random.split)(dropout_keys)
-            keys6, keys7 = pairs[:, 0], pairs[:, 1]
-        x = dropout(jax.nn.relu(self.fc6(x)), self.dropout_rate, keys6)
-        x = dropout(jax.nn.relu(self.fc7(x)), self.dropout_rate, keys7)
-        features["fc7"] = x
-        return features
+    def geometry(self) -> tuple:
+        """(kernel, stride) of each layer on the way to fc7, for ``layers.receptive_field``."""
+        convs = [((3, 1),) * len(names) + ((2, 2),) for names in self.blocks]
+        return sum(convs, ()) + ((self.fc6_kernel, 1), (1, 1))
 
     def conv_features(self, x: jax.Array) -> dict:
         """conv1..conv5 (each block's last activation) and pool1..pool5."""

@@ -69,3 +69,9 @@ def reduce_window_max_pool(x: jax.Array) -> jax.Array:
     height, width = x.shape[1:3]
     return lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1),
                              ((0, 0), (0, height % 2), (0, width % 2), (0, 0)))
+
+
+def overlapping_max_pool(x: jax.Array, stride: int) -> jax.Array:
+    """3x3 max pooling (AlexNet's and GoogLeNet's), padded with -inf so that the output has
+    ceil(H / stride) x ceil(W / stride) cells, as every pool of the FCN's trunks has."""
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, 3, 3, 1), (1, stride, stride, 1), "SAME")
