@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 
 from benchmarks.compute_dtype import NUM_CLASSES, alternating_ms
-from benchmarks.refinement_cost import inference_runner
+from benchmarks.refinement_cost import inference_runner, size_parser
 from fcn_jax import backends
 from fcn_jax.models import backbones
 from fcn_jax.models.fcn import FCN
@@ -28,14 +28,9 @@ REFERENCE = "vgg16"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = size_parser(__doc__.splitlines()[0])
     parser.add_argument("--paper", action="store_true",
                         help="the paper's nets: width 1, ImageNet fc6, one 500x500 image")
-    parser.add_argument("--width", type=float, default=0.125)
-    parser.add_argument("--size", type=int, default=96)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args(argv)
     if args.paper:
         args.width, args.size, args.batch, args.steps = 1.0, 500, 1, 2

@@ -26,14 +26,19 @@ NETS = {"FCN-32s (stride 32)": {"variant": "fcn32s"},
         "FCN-32s + shift-and-stitch f=4 (stride 8)": {"variant": "fcn32s", "shift_stitch": 4}}
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def size_parser(description: str) -> argparse.ArgumentParser:
+    """The nets' width and the batch's size, and how many alternating rounds and calls."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--width", type=float, default=0.125)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=5)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    args = size_parser(__doc__.splitlines()[0]).parse_args(argv)
     args.variant = "fcn32s"  # step_runner's default; each net names its own
     return args
 

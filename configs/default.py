@@ -200,13 +200,15 @@ def skips_sweep() -> list[dict]:
     return trials
 
 
+BACKBONE_STEPS = 1500  # at 500, FCN-AlexNet and FCN-GoogLeNet had not left the class prior
+
+
 def backbones_sweep() -> list[dict]:
     """Table 1 in miniature: FCN-32s from the VGG16, AlexNet and GoogLeNet classifiers, each
-    pretrained the same way, the default recipe for 500 steps, five seeds."""
+    pretrained the same way, the default recipe for ``BACKBONE_STEPS`` steps, five seeds."""
     arms = [{"model.backbone": name, sweeps.INIT_KEY: path}
             for name, path in BACKBONE_CLASSIFIERS.items()]
-    setting = {**FROM_CLASSIFIER_500, "model.variant": "fcn32s"}
-    del setting[sweeps.INIT_KEY]
+    setting = {"model.variant": "fcn32s", "train.num_steps": BACKBONE_STEPS, **EVAL_EVERY}
     return sweeps.product(arms, sweeps.sweep("seed", STUDY_SEEDS), [setting])
 
 

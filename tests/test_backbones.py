@@ -14,15 +14,15 @@ from flax import nnx
 
 from configs import default
 from fcn_jax import config_checks, inputs
-from fcn_jax.data import objects
 from fcn_jax.models import backbones, pretrained
 from fcn_jax.models.classifier import Classifier, load_state_dict, state_dict
 from fcn_jax.models.fcn import FCN
 from fcn_jax.models.googlenet import AVERAGE_POOL
 from fcn_jax.models.layers import receptive_field
+from tests import test_classifier_pretraining as pretraining_tests
 from tests.helpers import ROOT
 
-WIDTH, FC = 0.0625, 24
+WIDTH, FC = pretraining_tests.WIDTH, pretraining_tests.FC
 # Table 1: parameters (millions) of FCN-AlexNet, FCN-VGG16, FCN-GoogLeNet (21 classes).
 PAPER_PARAMETERS = {"alexnet": 57, "vgg16": 134, "googlenet": 6}
 # Table 1's receptive fields: 355 (AlexNet), 404 (VGG16) and 907 (GoogLeNet, whose count
@@ -54,14 +54,8 @@ def test_receptive_field_of_a_chain_by_hand():
 
 
 def random_classifier(backbone: str, seed: int = 0) -> Classifier:
-    """A classifier with random non-zero biases, so every bias takes part in the checks."""
-    model = Classifier(objects.NUM_CLASSES, backbone=backbone, width=WIDTH, fc_channels=FC,
-                       fc6_kernel=3, rngs=nnx.Rngs(params=seed))
-    rng = np.random.default_rng(seed)
-    for path, variable in nnx.to_flat_state(nnx.state(model, nnx.Param)):
-        if path[-1] == "bias":
-            variable[...] = rng.normal(0, 0.1, variable[...].shape).astype(np.float32)
-    return model
+    """A classifier with random non-zero biases (3x3 fc6, as the studies')."""
+    return pretraining_tests.random_classifier(3, seed, backbone)
 
 
 def convolutionalized(arrays: dict, backbone: str) -> FCN:

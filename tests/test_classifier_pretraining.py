@@ -20,10 +20,10 @@ from tests.helpers import ROOT, tiny_cli_overrides
 WIDTH, FC = 0.0625, 24
 
 
-def random_classifier(fc6_kernel: int, seed: int = 0) -> Classifier:
+def random_classifier(fc6_kernel: int, seed: int = 0, backbone: str = "vgg16") -> Classifier:
     """A classifier with random non-zero biases, so every bias takes part in the checks."""
-    model = Classifier(objects.NUM_CLASSES, width=WIDTH, fc_channels=FC,
-                            fc6_kernel=fc6_kernel, rngs=nnx.Rngs(params=seed))
+    model = Classifier(objects.NUM_CLASSES, backbone=backbone, width=WIDTH, fc_channels=FC,
+                       fc6_kernel=fc6_kernel, rngs=nnx.Rngs(params=seed))
     rng = np.random.default_rng(seed)
     for path, variable in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         if path[-1] == "bias":

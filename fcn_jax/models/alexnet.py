@@ -14,8 +14,7 @@ from flax import nnx
 
 from fcn_jax import backends
 from fcn_jax.models.fully_connected import FullyConnectedHead
-from fcn_jax.models.layers import he_normal, scaled
-from fcn_jax.ops.pool import overlapping_max_pool
+from fcn_jax.models.layers import add_conv_chain, chain_geometry, run_conv_chain, scaled
 
 # (name, kernel, stride, channels at width 1.0, pooled after)
 ALEXNET_CONVS = (("conv1", 11, 4, 64, True), ("conv2", 5, 1, 192, True),
@@ -34,31 +33,16 @@ class AlexNet(FullyConnectedHead, nnx.Module):
         self.dropout_rate = dropout_rate
         self.kernels = backends.kernels(fast_paths)
         self.dtype = jnp.dtype(compute_dtype)
-        in_ch = 3
-        for name, kernel, stride, channels, _ in ALEXNET_CONVS:
-            out_ch = scaled(channels, width)
-            setattr(self, name, nnx.Conv(in_ch, out_ch, (kernel, kernel), strides=stride,
-                                         padding="SAME", kernel_init=he_normal,
-                                         dtype=self.dtype,
-                                         conv_general_dilated=self.kernels.conv, rngs=rngs))
-            in_ch = out_ch
+        in_ch = add_conv_chain(self, ALEXNET_CONVS, 3, width, rngs=rngs)
         self.make_fc_layers(in_ch, fc_channels or scaled(FC_CHANNELS, width), fc6_kernel, False,
                             rngs)
 
     def geometry(self) -> tuple:
         """(kernel, stride) of each layer on the way to fc7, for ``layers.receptive_field``."""
-        layers = []
-        for _, kernel, stride, _, pooled in ALEXNET_CONVS:
-            layers += [(kernel, stride)] + [(3, 2)] * pooled
-        return tuple(layers) + ((self.fc6_kernel, 1), (1, 1))
+        return chain_geometry(ALEXNET_CONVS) + ((self.fc6_kernel, 1), (1, 1))
 
     def conv_features(self, x: jax.Array) -> dict:
         """conv1..conv5 and pool5 (stride 32)."""
         features = {}
-        for name, _, _, _, pooled in ALEXNET_CONVS:
-            x = jax.nn.relu(getattr(self, name)(x))
-            features[name] = x
-            if pooled:
-                x = overlapping_max_pool(x, 2)
-        features["pool5"] = x
+        features["pool5"] = run_conv_chain(self, ALEXNET_CONVS, x, features)
         return features

@@ -17,7 +17,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fcn_jax import backends
-from fcn_jax.models.layers import dropout, he_normal, scaled
+from fcn_jax.models.layers import (add_conv_chain, chain_geometry, dropout, he_normal,
+                                   run_conv_chain, scaled)
 from fcn_jax.ops.pool import overlapping_max_pool
 
 # The stem: (name, kernel, stride, channels at width 1.0, pooled after).
@@ -70,14 +71,7 @@ class GoogLeNet(nnx.Module):
         self.dropout_rate = dropout_rate
         self.kernels = backends.kernels(fast_paths)
         self.dtype = jnp.dtype(compute_dtype)
-        in_ch = 3
-        for name, kernel, stride, channels, _ in STEM:
-            out_ch = scaled(channels, width)
-            setattr(self, name, nnx.Conv(in_ch, out_ch, (kernel, kernel), strides=stride,
-                                         padding="SAME", kernel_init=he_normal,
-                                         dtype=self.dtype,
-                                         conv_general_dilated=self.kernels.conv, rngs=rngs))
-            in_ch = out_ch
+        in_ch = add_conv_chain(self, STEM, 3, width, rngs=rngs)
         for name, *widths, _ in INCEPTIONS:
             module = Inception(in_ch, tuple(scaled(c, width) for c in widths),
                                kernels=self.kernels, dtype=self.dtype, rngs=rngs)
@@ -88,9 +82,7 @@ class GoogLeNet(nnx.Module):
     def geometry(self) -> tuple:
         """(kernel, stride) of each layer on the longest path to inception5b (each module's
         5x5 branch), for ``layers.receptive_field``."""
-        layers = []
-        for _, kernel, stride, _, pooled in STEM:
-            layers += [(kernel, stride)] + [(3, 2)] * pooled
+        layers = list(chain_geometry(STEM))
         for *_, pooled in INCEPTIONS:
             layers += [(1, 1), (5, 1)] + [(3, 2)] * pooled
         return tuple(layers)
@@ -98,10 +90,7 @@ class GoogLeNet(nnx.Module):
     def conv_features(self, x: jax.Array) -> dict:
         """The stem's convolutions and every inception module's output (no dropout)."""
         features = {}
-        for name, _, _, _, pooled in STEM:
-            x = features[name] = jax.nn.relu(getattr(self, name)(x))
-            if pooled:
-                x = overlapping_max_pool(x, 2)
+        x = run_conv_chain(self, STEM, x, features)
         for name, *_, pooled in INCEPTIONS:
             x = features[name] = getattr(self, name)(x)
             if pooled:
