@@ -116,7 +116,7 @@ def test_ready_made_sweeps_load_and_unknown_names_list_the_available():
     assert {t["model.variant"] for t in trials} == set(default.VARIANTS)
     assert len({t["seed"] for t in trials}) > 1
     with pytest.raises(ValueError,
-                       match=r"no sweep 'lr'; available: \['augmentation', 'balancing'"):
+                       match=r"no sweep 'lr'; available: \['augmentation', 'backbones', "):
         sweeps.load_sweep("configs/default.py", "lr")
 
 
