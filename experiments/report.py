@@ -111,7 +111,8 @@ def markdown_table(keys: list[str], rows: list[dict]) -> str:
         if SEED_KEY in keys:
             cells.append(str(len(row["trials"])))
         cells += [format_cell(row, name) for name, _ in METRICS]
-        cells.append(f"{np.mean(row['step_seconds']):.3f}")
+        seconds = np.mean(row["step_seconds"])
+        cells.append("(no steps)" if np.isnan(seconds) else f"{seconds:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

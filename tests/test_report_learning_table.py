@@ -3,7 +3,7 @@ evaluation step per setting, against a hand computation."""
 
 import numpy as np
 
-from experiments.report import group_rows, learning_table, seconds_per_step
+from experiments.report import group_rows, learning_table, markdown_table, seconds_per_step
 
 
 def trial(name: str, lr: float, seed: int, curve: dict) -> dict:
@@ -37,3 +37,14 @@ def test_seconds_per_step_uses_every_timed_interval_and_skips_compilation_in_old
            {"step": 3, "split": "train", "steps_per_sec": 4.0}]
     assert seconds_per_step(old) == 1 / 3.0
     assert np.isnan(seconds_per_step([]))
+
+
+def test_a_setting_that_trained_no_step_says_so_in_the_s_per_step_column():
+    scored = trial("z0", 0.1, 0, {0: 12.0})
+    scored["logs"] = [r for r in scored["logs"] if r["split"] == "eval"]  # num_steps=0
+    timed = trial("t0", 0.01, 0, {10: 20.0})
+    timed["logs"][0].update(steps_per_sec=4.0, first_step_seconds=9.0)
+    rows = group_rows(["optim.learning_rate", "seed"], [scored, timed])
+    cells = {line.split(" | ")[0]: line.split(" | ")[-1]
+             for line in markdown_table(["optim.learning_rate", "seed"], rows).splitlines()[2:]}
+    assert cells == {"| 0.01": "0.250 |", "| 0.1": "(no steps) |"}
