@@ -27,6 +27,17 @@ from fcn_jax.parallel import DataParallel
 from fcn_jax.workdir import config_differences
 
 
+def check_class_weights(loss: ml_collections.ConfigDict, num_classes: int) -> None:
+    """Class weights given with median-frequency balancing, or not one per class: an error."""
+    given = tuple(loss.class_weights)
+    if given and loss.balance == "median_frequency":
+        raise ValueError("loss.balance='median_frequency' computes the class weights: "
+                         "leave loss.class_weights=() or set loss.balance='none'")
+    if given and len(given) != num_classes:
+        raise ValueError(f"loss.class_weights has {len(given)} entries; the "
+                         f"dataset has {num_classes} classes")
+
+
 class Run:
     """Everything one run needs: data, model pieces, optimiser, compiled steps, state.
 
@@ -58,14 +69,10 @@ class Run:
         tx = optim.build(config.optim, config.train.num_steps)
         self.state = {"step": np.zeros((), np.int32), "params": params,
                       "opt_state": tx.init(params), "rng": jax.random.PRNGKey(config.seed)}
-        self.class_weights = self.loss_class_weights(config.loss)
+        self.tx = tx
+        check_class_weights(config.loss, self.num_classes)
         pieces = {"graphdef": self.graphdef, "constants": self.constants,
                   "num_classes": self.num_classes}
-        self.train_step = self.parallel.wrap(
-            functools.partial(steps.train_step, tx=tx, normalize_loss=config.loss.normalize,
-                              class_weights=self.class_weights,
-                              sampling_rate=config.loss.sampling_rate, **pieces),
-            num_args=2, donate=(0,))
         options = InferenceOptions.from_config(config.eval, PAD_RGB)
         self.eval_step = self.parallel.wrap(
             functools.partial(steps.eval_step, options=options, **pieces), num_args=3)
@@ -73,25 +80,30 @@ class Run:
                                                  constants=self.constants, options=options),
                                compiler_options=backends.compiler_options())
 
+    @functools.cached_property
+    def train_step(self):
+        """The compiled data-parallel train step; built on first use, so that evaluating or
+        predicting never reads the training labels for class weights."""
+        config = self.config
+        return self.parallel.wrap(
+            functools.partial(steps.train_step, tx=self.tx, graphdef=self.graphdef,
+                              constants=self.constants, num_classes=self.num_classes,
+                              normalize_loss=config.loss.normalize,
+                              class_weights=self.loss_class_weights(config.loss),
+                              sampling_rate=config.loss.sampling_rate),
+            num_args=2, donate=(0,))
+
     def loss_class_weights(self, loss: ml_collections.ConfigDict) -> tuple[float, ...] | None:
         """The loss's class weights: ``loss.class_weights`` as given, or with
         ``loss.balance="median_frequency"`` computed from the training split's labels (4.4)."""
-        given = tuple(loss.class_weights) or None
-        if loss.balance == "median_frequency":
-            if given is not None:
-                raise ValueError("loss.balance='median_frequency' computes the class weights: "
-                                 "leave loss.class_weights=() or set loss.balance='none'")
-            source = self.train_source
-            labels = (pipeline.decode(source[i])[1] for i in range(len(source)))
-            counts = class_balance.label_counts(labels, self.num_classes)
-            weights_ = class_balance.median_frequency_weights(*counts)
-            print("median-frequency class weights: "
-                  + ", ".join(f"{w:.3f}" for w in weights_))
-            return weights_
-        if given is not None and len(given) != self.num_classes:
-            raise ValueError(f"loss.class_weights has {len(given)} entries; the "
-                             f"dataset has {self.num_classes} classes")
-        return given
+        if loss.balance != "median_frequency":
+            return tuple(loss.class_weights) or None
+        source = self.train_source
+        labels = (pipeline.decode(source[i])[1] for i in range(len(source)))
+        counts = class_balance.label_counts(labels, self.num_classes)
+        weights_ = class_balance.median_frequency_weights(*counts)
+        print("median-frequency class weights: " + ", ".join(f"{w:.3f}" for w in weights_))
+        return weights_
 
     def evaluate(self, params, split: str) -> dict:
         """The paper's metrics and the boundary F-score over a whole split (params replicated).

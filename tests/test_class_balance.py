@@ -46,9 +46,23 @@ def test_the_trainer_weights_the_loss_by_its_training_labels(tiny_data_dir):
     trainer = run.Run(config, "")
     source = trainer.dataset.split("train")
     labels = [pipeline.decode(source[i])[1] for i in range(len(source))]
-    assert trainer.class_weights == pytest.approx(
-        loop_median_frequency(labels, trainer.num_classes), rel=1e-9)
-    assert min(trainer.class_weights) < 1 < max(trainer.class_weights)
+    weights = trainer.loss_class_weights(config.loss)
+    assert weights == pytest.approx(loop_median_frequency(labels, trainer.num_classes), rel=1e-9)
+    assert min(weights) < 1 < max(weights)
+
+
+def test_only_training_reads_the_training_labels_for_the_weights(tiny_data_dir, monkeypatch):
+    config = tiny_config("fcn32s")
+    config.data.data_dir = tiny_data_dir
+    config.loss.balance = "median_frequency"
+
+    def counted(*_):
+        raise AssertionError("the training labels were read")
+    monkeypatch.setattr(run.class_balance, "label_counts", counted)
+    trainer = run.Run(config, "")  # evaluation and prediction need no class weights
+    trainer.evaluate(trainer.parallel.put_replicated(trainer.state["params"]), "validation")
+    with pytest.raises(AssertionError, match="training labels were read"):
+        trainer.train_step
 
 
 def test_balance_with_explicit_weights_or_an_unknown_name_is_refused(tiny_data_dir):
@@ -75,7 +89,7 @@ def test_a_training_subset_is_the_splits_first_examples_and_too_many_is_named(ti
     with pytest.raises(IndexError):
         trainer.train_source[5]
     labels = [pipeline.decode(source[i])[1] for i in range(5)]
-    assert trainer.class_weights == pytest.approx(
+    assert trainer.loss_class_weights(config.loss) == pytest.approx(
         loop_median_frequency(labels, trainer.num_classes), rel=1e-9)
     config.data.train_examples = len(source) + 1
     with pytest.raises(ValueError, match=r"^data\.train_examples=17: the split has 16 examples; "
