@@ -68,11 +68,12 @@ test-quick: install-test
 mutation: install-test
 	$(PY) mutation/run.py --workdir $(MUTATION_WORKDIR) $(MODULES)
 
-## make studies: the classifier, then each study of configs/default.py (STUDIES=... picks some)
+## make studies: the classifier (and the other backbones' for the backbones study), then each
+## study of configs/default.py (STUDIES=... picks some)
 ## run by experiments.sweep into $(STUDIES_DIR)/NAME, summarised by experiments.report, and
 ## the report copied to docs/experiments/study_NAME. Resumable: finished trials are skipped.
 ## Hours on a 2-core CPU (see docs/experiments.md, Studies); PARALLEL=2 runs two trials at once.
-studies: classifier backbone-classifiers
+studies: classifier $(if $(filter backbones,$(STUDIES)),backbone-classifiers)
 	for s in $(STUDIES); do \
 	    $(PY) -m experiments.sweep --config $(CONFIG) --sweep $$s --workdir $(STUDIES_DIR)/$$s \
 	        --parallel $(PARALLEL) && \

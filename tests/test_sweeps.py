@@ -514,6 +514,7 @@ def test_a_study_report_draws_its_prediction_grid_and_coarse_upper_bound(
          f"STUDY_DOCS={docs}"], cwd=ROOT, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, JAX_PLATFORMS="cpu"))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "fcn_jax.pretrain" not in proc.stdout  # no classifier trained for this study
     assert sorted(p.name for p in (docs / "study_figure").iterdir()) == [
         "figures", "report.json", "report.md"]
     study = json.loads((sweep_dir / "report.json").read_text())["study"]
