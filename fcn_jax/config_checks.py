@@ -14,7 +14,7 @@ from fcn_jax.class_balance import BALANCES
 from fcn_jax.data import BUILDERS
 from fcn_jax.backends import FAST_PATHS
 from fcn_jax.models import COMPUTE_DTYPES, backbones
-from fcn_jax.models.decoders import DECODERS
+from fcn_jax.models.decoders import DECODERS, reads_trunk_features
 from fcn_jax.models.fcn import VARIANT_STRIDES
 from fcn_jax.ops.shift_stitch import allowed_factors
 from fcn_jax.optim import SCHEDULES
@@ -170,9 +170,8 @@ def problems(config: ml_collections.ConfigDict) -> list[str]:
         try:
             backbones.check(backbone, variant=variant if variant in VARIANT_STRIDES else "fcn32s",
                             caffe=lookup(config, "model.caffe")[1] is True,
-                            reads_trunk_features=getattr(
-                                DECODERS.get(lookup(config, "model.decoder")[1]),
-                                "reads_trunk_features", False))
+                            reads_trunk_features=reads_trunk_features(
+                                lookup(config, "model.decoder")[1]))
         except ValueError as error:
             found.append(f"config.{error}")
     present, rate = lookup(config, "loss.sampling_rate")

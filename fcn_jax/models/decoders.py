@@ -192,6 +192,11 @@ def is_transposed_conv(decoder: str) -> bool:
     return issubclass(DECODERS.get(decoder, type), TransposedConvUpsample)
 
 
+def reads_trunk_features(decoder: str) -> bool:
+    """Whether ``model.decoder`` places scores at the trunk's pooling switches (VGG16's)."""
+    return getattr(DECODERS.get(decoder), "reads_trunk_features", False)
+
+
 def make_upsampler(decoder: str, channels: int, factor: int, *, stride: int, kernels: Kernels,
                    dtype, rngs: nnx.Rngs) -> nnx.Module:
     """The upsampling layer for scores at ``stride`` upsampled ``factor`` times, computing in

@@ -19,7 +19,7 @@ from flax import nnx
 
 from fcn_jax import inputs
 from fcn_jax.models import backbones
-from fcn_jax.models.decoders import DECODERS, make_upsampler
+from fcn_jax.models.decoders import make_upsampler, reads_trunk_features
 from fcn_jax.models.vgg import FC6_KERNEL
 from fcn_jax.ops import shift_stitch as stitching
 
@@ -57,13 +57,12 @@ class FCN(nnx.Module):
             raise ValueError(f"model.variant={variant!r}: expected one of "
                              f"{sorted(VARIANT_STRIDES)}")
         stitching.check_factor(shift_stitch, VARIANT_STRIDES[variant])
-        if shift_stitch > 1 and getattr(DECODERS.get(decoder), "reads_trunk_features", False):
+        if shift_stitch > 1 and reads_trunk_features(decoder):
             raise ValueError(f"model.decoder={decoder!r} places scores at the trunk's pooling "
                              f"switches, which stitched scores do not have: use another "
                              f"decoder with model.shift_stitch={shift_stitch}")
         backbones.check(backbone, variant=variant, caffe=caffe_trunk,
-                        reads_trunk_features=getattr(DECODERS.get(decoder),
-                                                     "reads_trunk_features", False))
+                        reads_trunk_features=reads_trunk_features(decoder))
         self.backbone = backbone
         self.variant = variant
         self.shift_stitch = shift_stitch
