@@ -64,9 +64,10 @@ test-quick: install-test
 	$(PY) -m pytest -q -n 2 -m "not slow" tests
 
 ## make mutation: mutation testing of the core modules against their tests (not in CI; see
-## docs/testing.md). MODULES=fcn_jax/losses.py picks modules of mutation/targets.toml.
+## docs/testing.md). MODULES=fcn_jax/losses.py picks modules of mutation/targets.toml;
+## MUTATION_FLAGS=--survivors reruns only the last run's survivors, --resume an interrupted run.
 mutation: install-test
-	$(PY) mutation/run.py --workdir $(MUTATION_WORKDIR) $(MODULES)
+	$(PY) mutation/run.py --workdir $(MUTATION_WORKDIR) $(MUTATION_FLAGS) $(MODULES)
 
 ## make studies: the classifier (and the other backbones' for the backbones study), then each
 ## study of configs/default.py (STUDIES=... picks some)

@@ -3,17 +3,22 @@ cover it; a mutant that no test kills is a change to the code that the tests can
 
     make mutation                      # every module of mutation/targets.toml
     make mutation MODULES=fcn_jax/losses.py
+    make mutation MODULES=fcn_jax/losses.py MUTATION_FLAGS=--survivors   # after new tests
 
 Cosmic-ray edits the module on disk while a mutant runs, so this works on a copy of the
 repository under WORKDIR (default workdirs/mutation): the checkout is never touched. Per
 module it writes WORKDIR/<module>.sqlite (cosmic-ray's session; `cr-report` lists survivors)
 and prints one line: killed / total and the score; WORKDIR/scores.json collects them.
+``--survivors`` keeps each module's session and runs only its surviving mutants again, against
+the tests as they are now (the score after new tests, without rerunning the killed ones);
+``--resume`` keeps it and runs the mutants an interrupted run left untested.
 """
 
 import argparse
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tomllib
@@ -51,17 +56,33 @@ def copy_repository(workdir: str) -> str:
     return copy
 
 
-def score(module: str, tests: list[str], copy: str, workdir: str, timeout: float) -> dict:
+def forget_survivors(session: str) -> None:
+    """Mark a session's surviving mutants untested, so that ``cosmic-ray exec`` runs them again
+    (cosmic-ray 8.7's session: a result row per tested mutant, ``test_outcome`` 'SURVIVED')."""
+    with sqlite3.connect(session) as db:
+        db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
+
+
+def score(module: str, tests: list[str], copy: str, workdir: str, timeout: float,
+          keep: str | None = None) -> dict:
+    """Mutate ``module`` and run ``tests`` against each mutant. ``keep`` = "survivors" or
+    "resume" goes on with the module's last session instead of starting a new one."""
     name = module.replace("/", ".")
     config, session = (os.path.join(workdir, f"{name}.{ext}") for ext in ("toml", "sqlite"))
     with open(config, "w", encoding="utf-8") as f:
         f.write(CONFIG.format(module=module, timeout=timeout, python=sys.executable,
                               tests=" ".join(tests)))
-    if os.path.exists(session):
-        os.remove(session)
     cosmic = os.path.join(os.path.dirname(sys.executable), "cosmic-ray")
-    for step in ("init", "exec"):
-        subprocess.run([cosmic, step, config, session], cwd=copy, check=True)
+    if keep and not os.path.exists(session):
+        sys.exit(f"error: --{keep} needs {session} from an earlier run of {module}; "
+                 "run it without the flag first")
+    if keep == "survivors":
+        forget_survivors(session)
+    elif not keep:
+        if os.path.exists(session):
+            os.remove(session)
+        subprocess.run([cosmic, "init", config, session], cwd=copy, check=True)
+    subprocess.run([cosmic, "exec", config, session], cwd=copy, check=True)
     return tally(session)
 
 
@@ -98,6 +119,11 @@ def main(argv=None) -> None:
                         help="TOML file: [targets] module = [test files]")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds per mutant's test run (a hang counts as killed)")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--survivors", action="store_const", dest="keep", const="survivors",
+                       help="run only the last run's surviving mutants again (after new tests)")
+    again.add_argument("--resume", action="store_const", dest="keep", const="resume",
+                       help="run the mutants an interrupted run left untested")
     args = parser.parse_args(argv)
     chosen = targets(args.targets, args.modules)
     args.workdir = os.path.abspath(args.workdir)  # cosmic-ray runs inside the copy
@@ -109,10 +135,11 @@ def main(argv=None) -> None:
         with open(path, encoding="utf-8") as f:
             scores = json.load(f)
     for module, tests in chosen.items():
-        scores[module] = score(module, tests, copy, args.workdir, args.timeout)
+        scores[module] = score(module, tests, copy, args.workdir, args.timeout, args.keep)
         s = scores[module]
+        untested = f", {s['pending']} not yet tested" if s["pending"] else ""
         print(f"{module}: {s['killed']} of {s['killed'] + s['survived']} valid mutants killed "
-              f"({s['score']}%; {s['invalid']} not valid Python)", flush=True)
+              f"({s['score']}%; {s['invalid']} not valid Python{untested})", flush=True)
         with open(path, "w", encoding="utf-8") as f:
             json.dump(scores, f, indent=2)
 

@@ -111,6 +111,37 @@ def test_confusion_matrix_and_metrics_match_reference(data):
     assert len(got["per_class_iu"]) == NUM_CLASSES
 
 
+def test_confusion_matrix_skips_labels_outside_the_classes_of_any_sign():
+    """Negative labels (int input) and labels in [n_cl, 255] count nowhere."""
+    gt = np.array([[-1, -3, 0, 1, NUM_CLASSES, 254, 255, 2]], np.int32)
+    pred = np.array([[4, 0, 0, 1, 0, 1, 2, 3]], np.int32)
+    hist = np.asarray(metrics.confusion_matrix(jnp.asarray(gt), jnp.asarray(pred), NUM_CLASSES))
+    want = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    want[0, 0] = want[1, 1] = want[2, 3] = 1
+    np.testing.assert_array_equal(hist, want)
+
+
+def test_metrics_of_a_one_pixel_and_an_empty_histogram():
+    """The denominators' floors of 1 matter only for an empty split: one pixel is exact."""
+    one = np.zeros((3, 3), np.int64)
+    one[1, 1] = 1
+    got = metrics.segmentation_metrics(one)
+    assert (got["pixel_acc"], got["mean_acc"], got["mean_iu"], got["fw_iu"]) == (1, 1, 1, 1)
+    empty = metrics.segmentation_metrics(np.zeros((3, 3), np.int64))
+    assert empty["pixel_acc"] == 0.0 and empty["fw_iu"] == 0.0
+    assert np.isnan(empty["mean_acc"]) and np.isnan(empty["mean_iu"])
+
+
+def test_majority_baseline_predicts_the_most_frequent_true_class():
+    hist = np.array([[3, 1, 0], [2, 5, 1], [0, 0, 0]])  # class 1: 8 true pixels of 12
+    got = metrics.majority_baseline(hist)
+    assert got["pixel_acc"] == 8 / 12
+    np.testing.assert_allclose(got["per_class_iu"][:2], [0.0, 8 / 12])
+    assert np.isnan(got["per_class_iu"][2])
+    np.testing.assert_allclose(got["mean_iu"], 4 / 12)
+    np.testing.assert_allclose(got["fw_iu"], 8 / 12 * 8 / 12)
+
+
 def test_absent_class_is_skipped_by_the_means():
     gt = np.array([[0, 0, 1, 1]])
     pred = np.array([[0, 1, 1, 1]])
@@ -151,18 +182,23 @@ def numpy_boundary_counts(labels, pred, num_classes, tolerance):
 
 
 def test_boundary_counts_match_loops():
+    """Ignored pixels (255, and a label equal to the class count) next to each other and to
+    valid ones, with predictions that change inside them: no boundary is counted there."""
     rng = np.random.default_rng(7)
     labels = np.zeros((2, 24, 20), np.int64)
     labels[:, 5:15, 4:12] = 1
     labels[1, 10:20, 8:18] = 2
     labels[0, :3] = 255
+    labels[0, 3:5, :6] = 4
     pred = labels.copy()
-    pred[pred == 255] = 0
+    pred[labels >= 4] = rng.integers(0, 4, (labels >= 4).sum())
     pred[:, 6:16, 5:13] = np.where(rng.random((2, 10, 8)) < 0.8, 1, 3)
-    for tolerance in (0, 1, 2):
+    for tolerance in (0, 1, 2, 3):
         got = metrics.boundary_counts(jnp.asarray(labels), jnp.asarray(pred), 4, tolerance)
         want = numpy_boundary_counts(labels, pred, 4, tolerance)
         np.testing.assert_array_equal(np.asarray(got), want)
+    default = metrics.boundary_counts(jnp.asarray(labels), jnp.asarray(pred), 4)
+    np.testing.assert_array_equal(np.asarray(default), numpy_boundary_counts(labels, pred, 4, 2))
 
 
 def test_boundary_f_score_of_a_perfect_a_shifted_and_an_empty_prediction():
@@ -178,3 +214,16 @@ def test_boundary_f_score_of_a_perfect_a_shifted_and_an_empty_prediction():
     blank = metrics.boundary_f_score(
         metrics.boundary_counts(jnp.asarray(labels), jnp.zeros_like(jnp.asarray(labels)), 2))
     assert blank["boundary_f"] == 0.0 and blank["boundary_recall"] == 0.0
+
+
+@pytest.mark.parametrize("counts, want", [
+    ((3, 4, 2, 5), (3 / 4, 2 / 5, 2 * (3 / 4) * (2 / 5) / (3 / 4 + 2 / 5))),
+    ((0, 4, 0, 5), (0.0, 0.0, 0.0)),  # boundaries on both sides, none within tolerance
+    ((0, 0, 0, 5), (np.nan, 0.0, 0.0)),  # nothing predicted
+    ((0, 0, 0, 0), (np.nan, np.nan, np.nan)),  # no boundary anywhere
+])
+def test_boundary_f_score_is_the_harmonic_mean_of_precision_and_recall(counts, want):
+    got = metrics.boundary_f_score(np.array(counts))
+    np.testing.assert_allclose(
+        [got["boundary_precision"], got["boundary_recall"], got["boundary_f"]], want,
+        rtol=1e-12)

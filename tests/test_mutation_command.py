@@ -12,12 +12,16 @@ from tests.helpers import ROOT
 pytest.importorskip("cosmic_ray")
 
 
+def make_mutation(tmp_path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "--no-print-directory", "mutation", "MODULES=fcn_jax/cli.py",
+                           f"MUTATION_WORKDIR={tmp_path / 'work'}", f"PYTHON={sys.executable}",
+                           *flags], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
 @pytest.mark.slow
 def test_every_mutant_of_the_cli_wrapper_is_killed_by_its_tests(tmp_path):
     """The documented command, `make mutation MODULES=...`, on the smallest target."""
-    proc = subprocess.run(["make", "--no-print-directory", "mutation", "MODULES=fcn_jax/cli.py",
-                           f"MUTATION_WORKDIR={tmp_path / 'work'}", f"PYTHON={sys.executable}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = make_mutation(tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     scores = json.loads((tmp_path / "work" / "scores.json").read_text())["fcn_jax/cli.py"]
     assert scores["killed"] + scores["survived"] >= 5 and scores["pending"] == 0
@@ -26,3 +30,34 @@ def test_every_mutant_of_the_cli_wrapper_is_killed_by_its_tests(tmp_path):
         proc.stdout)
     with open(f"{ROOT}/fcn_jax/cli.py", encoding="utf-8") as original:  # mutants were undone
         assert (tmp_path / "work" / "repo" / "fcn_jax" / "cli.py").read_text() == original.read()
+
+
+@pytest.mark.slow
+def test_survivors_are_run_again_against_new_tests_and_the_rest_kept(tmp_path):
+    """A run whose test kills nothing, then `MUTATION_FLAGS=--survivors` with the module's real
+    tests: every survivor is run again and killed; --resume finds nothing left to run."""
+    (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    weak = tmp_path / "weak.toml"
+    weak.write_text(f'[targets]\n"fcn_jax/cli.py" = ["{tmp_path / "test_nothing.py"}"]\n')
+    subprocess.run([sys.executable, "mutation/run.py", "--workdir", str(tmp_path / "work"),
+                    "--targets", str(weak), "fcn_jax/cli.py"], cwd=ROOT, check=True,
+                   capture_output=True, timeout=600)
+    scores_file = tmp_path / "work" / "scores.json"
+    before = json.loads(scores_file.read_text())["fcn_jax/cli.py"]
+    assert before["killed"] == 0 and before["survived"] >= 5, before
+    proc = make_mutation(tmp_path, "MUTATION_FLAGS=--survivors")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = json.loads(scores_file.read_text())["fcn_jax/cli.py"]
+    assert (after["killed"], after["survived"]) == (before["survived"], 0)
+    proc = make_mutation(tmp_path, "MUTATION_FLAGS=--resume")
+    assert proc.returncode == 0 and json.loads(scores_file.read_text())["fcn_jax/cli.py"] == after
+
+
+def test_survivors_without_an_earlier_run_is_refused(tmp_path):
+    proc = subprocess.run([sys.executable, "mutation/run.py", "--workdir", str(tmp_path),
+                           "--survivors", "fcn_jax/cli.py"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: --survivors needs {tmp_path}/fcn_jax.cli.py.sqlite from an earlier run of "
+        "fcn_jax/cli.py; run it without the flag first")

@@ -107,12 +107,13 @@ def step_run(config, graphdef, params, constants, mode, num_devices):
         num_classes=NUM_CLASSES, normalize_loss=config.loss.normalize,
         class_weights=class_weights), num_args=2)
     state = par.put_replicated(state)
-    history, losses = [], []
+    history, losses, counters = [], [], []
     for batch in batches():
         state, metrics = step(state, par.put_batch(batch))
         losses.append(float(par.get_replicated(metrics)["loss"]))
         history.append([np.asarray(x) for x in jax.tree.leaves(par.get_replicated(state)["params"])])
-    return history, losses
+        counters.append(int(par.get_replicated(state)["step"]))
+    return history, losses, counters
 
 
 def configure(name, normalize, weighted):
@@ -146,8 +147,9 @@ def test_the_train_step_equals_the_numpy_reference(case, mode, num_devices):
     config, graphdef, params, constants = configure(*case)
     start = [np.asarray(x, np.float64) for x in jax.tree.leaves(params)]
     expected, expected_losses = reference(case)
-    got, got_losses = step_run(config, graphdef, params, constants, mode, num_devices)
+    got, got_losses, counters = step_run(config, graphdef, params, constants, mode, num_devices)
     np.testing.assert_allclose(got_losses, expected_losses, rtol=1e-4)
+    assert counters == list(range(1, NUM_STEPS + 1))  # the step counter the trainer resumes at
     for t in range(NUM_STEPS):
         before = start if t == 0 else expected[t - 1]
         for w0, want, have in zip(before, expected[t], got[t]):
