@@ -1,5 +1,6 @@
 """Input pipeline: augmentation keeps image and label aligned, eval pads with ignore labels."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -50,6 +51,51 @@ def test_eval_batches_pad_to_the_stride_with_ignore_labels():
     np.testing.assert_array_equal(batch["label"][0, :30, :20], examples[0][1])
     assert np.all(batch["label"][0, 30:] == 255) and np.all(batch["label"][0, :, 20:] == 255)
     assert np.all(batch["label"][2] == 255)  # filler example: fully ignored
+    np.testing.assert_array_equal(batch["image"][1, :33, :18], examples[1][0])
+    outside = np.ones((3, 64, 32), bool)
+    outside[0, :30, :20] = outside[1, :33, :18] = False
+    np.testing.assert_array_equal(batch["image"][outside],
+                                  np.broadcast_to(augment.PAD_RGB, (outside.sum(), 3)))
+
+
+def indexed_examples(count):
+    """Records whose constant image is 10 x their index; labels stored [H, W, 1] as tfds may."""
+    return [{"image": np.full((5 + i, 4, 3), 10 * i, np.uint8),
+             "label": np.full((5 + i, 4, 1), i % 3, np.uint8)} for i in range(count)]
+
+
+def test_decode_drops_a_trailing_label_channel():
+    image, label = pipeline.decode(indexed_examples(3)[2])
+    assert image.shape == (7, 4, 3) and label.shape == (7, 4) and (label == 2).all()
+
+
+@pytest.mark.parametrize("count, num_batches", [(4, 1), (5, 2)])
+def test_eval_batches_of_two_processes_cover_the_split_once_in_step(monkeypatch, count,
+                                                                    num_batches):
+    """Each process takes every other example; one that runs out yields a fully ignored
+    filler so both take the same number of evaluation steps (5 examples, batches of 2)."""
+    seen, lengths = [], []
+    for process in (0, 1):
+        monkeypatch.setattr(jax, "process_count", lambda: 2)
+        monkeypatch.setattr(jax, "process_index", lambda p=process: p)
+        batches = list(pipeline.eval_batches(indexed_examples(count), local_batch=2, stride=4))
+        monkeypatch.undo()
+        lengths.append(len(batches))
+        for batch in batches:
+            for image, label in zip(batch["image"], batch["label"]):
+                if (label != 255).any():
+                    seen.append((process, int(image[0, 0, 0]) // 10))
+    assert lengths == [num_batches, num_batches]
+    assert sorted(i for _, i in seen) == list(range(count))
+    assert all(i % 2 == process for process, i in seen)
+
+
+def test_an_empty_split_is_named():
+    with pytest.raises(ValueError, match="the training split is empty"):
+        pipeline.train_dataset([], local_batch=2, seed=0, crop_size=8, scale_range=(1, 1),
+                               flip=False)
+    with pytest.raises(ValueError, match="the evaluation split is empty"):
+        next(pipeline.eval_batches([], local_batch=2, stride=4))
 
 
 def test_training_data_is_indexed_by_step(tiny_data_dir):
