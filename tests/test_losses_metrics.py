@@ -182,7 +182,7 @@ def numpy_boundary_counts(labels, pred, num_classes, tolerance):
 
 
 def test_boundary_counts_match_loops():
-    """Ignored pixels (255, and a label equal to the class count) next to each other and to
+    """Ignored pixels (255, -1 and a label equal to the class count) next to each other and to
     valid ones, with predictions that change inside them: no boundary is counted there."""
     rng = np.random.default_rng(7)
     labels = np.zeros((2, 24, 20), np.int64)
@@ -190,6 +190,8 @@ def test_boundary_counts_match_loops():
     labels[1, 10:20, 8:18] = 2
     labels[0, :3] = 255
     labels[0, 3:5, :6] = 4
+    labels[1, 6:12, 0] = 255  # rows whose first pixel is ignored and the rest hold edges
+    labels[1, 20:23, 2:6] = -1
     pred = labels.copy()
     pred[labels >= 4] = rng.integers(0, 4, (labels >= 4).sum())
     pred[:, 6:16, 5:13] = np.where(rng.random((2, 10, 8)) < 0.8, 1, 3)
@@ -218,7 +220,10 @@ def test_boundary_f_score_of_a_perfect_a_shifted_and_an_empty_prediction():
 
 @pytest.mark.parametrize("counts, want", [
     ((3, 4, 2, 5), (3 / 4, 2 / 5, 2 * (3 / 4) * (2 / 5) / (3 / 4 + 2 / 5))),
+    ((1, 4, 3, 5), (1 / 4, 3 / 5, 2 * (1 / 4) * (3 / 5) / (1 / 4 + 3 / 5))),
+    ((3, 4, 0, 5), (3 / 4, 0.0, 0.0)),
     ((0, 4, 0, 5), (0.0, 0.0, 0.0)),  # boundaries on both sides, none within tolerance
+    ((0, 4, 0, 0), (0.0, np.nan, 0.0)),  # no true boundary
     ((0, 0, 0, 5), (np.nan, 0.0, 0.0)),  # nothing predicted
     ((0, 0, 0, 0), (np.nan, np.nan, np.nan)),  # no boundary anywhere
 ])
