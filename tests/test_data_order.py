@@ -5,6 +5,7 @@ the global batch, and a resumed iterator continuing the same sequence.
 Each example is a constant image whose value is its index, so augmentation (crop, flip, scale
 1) keeps it recognisable in every batch."""
 
+import grain
 import jax
 import numpy as np
 import pytest
@@ -57,18 +58,29 @@ def test_a_resumed_iterator_continues_the_same_sequence_mid_epoch():
     assert sequence(dataset(), 2 * STEPS_PER_EPOCH - 3, start=3) == whole[3:]
 
 
-def test_process_shares_are_disjoint_and_make_up_the_global_batch(monkeypatch):
-    whole = sequence(dataset(), 2 * STEPS_PER_EPOCH)
+@pytest.mark.parametrize("num_processes, local_batch", [(2, 2), (2, 3), (3, 2)])
+def test_process_shares_are_disjoint_and_make_up_the_global_batch(monkeypatch, num_processes,
+                                                                   local_batch):
+    """Process p takes positions [p * local, (p + 1) * local) of every global batch (batch
+    sizes that are not powers of two, so an offset ``|`` or ``^`` its position would show)."""
+    num_steps = 2 * (NUM_EXAMPLES // (num_processes * local_batch))
+    whole = sequence(dataset(local_batch=num_processes * local_batch), num_steps)
     shares = []
-    for process in (0, 1):
-        monkeypatch.setattr(jax, "process_count", lambda: 2)
+    for process in range(num_processes):
+        monkeypatch.setattr(jax, "process_count", lambda: num_processes)
         monkeypatch.setattr(jax, "process_index", lambda p=process: p)
-        shares.append(sequence(dataset(local_batch=GLOBAL_BATCH // 2), 2 * STEPS_PER_EPOCH))
+        shares.append(sequence(dataset(local_batch=local_batch), num_steps))
         monkeypatch.undo()
     for step, batch in enumerate(whole):
-        first, second = shares[0][step], shares[1][step]
-        assert not set(first) & set(second)
-        assert first + second == batch  # process 0 the first half, process 1 the second
+        assert sum((share[step] for share in shares), []) == batch  # in process order
+
+
+def test_a_process_slice_of_a_finite_dataset():
+    """Process 1 of 2, batches of 2 per process: elements 2, 3, then 6, 7 of every 4; a last
+    incomplete global batch is dropped."""
+    parent = grain.MapDataset.range(10)
+    share = pipeline.ProcessSlice(parent, global_batch=4, local_batch=2, offset=2)
+    assert len(share) == 4 and [share[i] for i in range(4)] == [2, 3, 6, 7]
 
 
 @pytest.mark.parametrize("steps", [1, STEPS_PER_EPOCH + 1])

@@ -90,7 +90,10 @@ def test_eval_batches_of_two_processes_cover_the_split_once_in_step(monkeypatch,
     assert all(i % 2 == process for process, i in seen)
 
 
-def test_an_empty_split_is_named():
+def test_an_empty_split_is_named_and_one_example_is_enough():
+    one = pipeline.train_dataset(indexed_examples(1), local_batch=2, seed=0, crop_size=4,
+                                 scale_range=(1, 1), flip=False)
+    assert (one[0]["image"] == 0).all()  # the single example, twice
     with pytest.raises(ValueError, match="the training split is empty"):
         pipeline.train_dataset([], local_batch=2, seed=0, crop_size=8, scale_range=(1, 1),
                                flip=False)
