@@ -52,6 +52,25 @@ def test_no_warmup_starts_at_the_full_rate():
     assert float(schedule("constant", warmup=0)(0)) == pytest.approx(LR)
 
 
+def test_a_one_step_warmup_starts_at_zero():
+    for name in ("constant", "cosine"):
+        assert float(schedule(name, warmup=1)(0)) == 0.0
+        assert float(schedule(name, warmup=1)(1)) == pytest.approx(LR)
+
+
+@pytest.mark.parametrize("step, rate", [(TOTAL - 1, LR), (TOTAL, 0.0)])
+def test_cosine_over_a_single_step_after_the_warmup(step, rate):
+    """Warm-up to one step before the end: the cosine decays to zero in that last step."""
+    assert float(schedule("cosine", warmup=TOTAL - 1)(step)) == pytest.approx(rate, rel=1e-6,
+                                                                              abs=1e-12)
+
+
+def test_an_unknown_schedule_is_named():
+    with pytest.raises(ValueError, match=r"optim.schedule='linear': expected one of "
+                                         r"\('constant', 'cosine', 'step'\)"):
+        schedule("linear")
+
+
 def test_train_only_leaves_every_other_layer_bit_identical_and_undecayed():
     config = tiny_config("fcn32s")
     config.optim.name, config.optim.train_only = "sgd", ("score_fr",)
@@ -72,3 +91,12 @@ def test_train_only_leaves_every_other_layer_bit_identical_and_undecayed():
             assert np.abs(np.asarray(after) - np.asarray(before)).max() > 0
         else:  # no gradient step, no weight decay: the same bits
             np.testing.assert_array_equal(np.asarray(after), np.asarray(before))
+
+
+def test_train_only_naming_an_unknown_layer_is_refused_with_the_model_layers():
+    config = tiny_config("fcn32s")
+    config.optim.train_only = ("score_fr", "score_frr")
+    _, params, _ = nnx.split(models.build(config.model, 4, seed=0), nnx.Param, ...)
+    with pytest.raises(ValueError, match=r"\['score_frr'\] not among the model's layers "
+                                         r"\[.*'score_fr'.*\]"):
+        optim.build(config.optim, 10).init(params)
