@@ -76,11 +76,11 @@ def test_process_shares_are_disjoint_and_make_up_the_global_batch(monkeypatch, n
 
 
 def test_a_process_slice_of_a_finite_dataset():
-    """Process 1 of 2, batches of 2 per process: elements 2, 3, then 6, 7 of every 4; a last
-    incomplete global batch is dropped."""
-    parent = grain.MapDataset.range(10)
-    share = pipeline.ProcessSlice(parent, global_batch=4, local_batch=2, offset=2)
-    assert len(share) == 4 and [share[i] for i in range(4)] == [2, 3, 6, 7]
+    """Process 1 of 2, batches of 3 per process: elements 3-5, then 9-11 of every 6; the last
+    incomplete global batch (element 12) is dropped."""
+    parent = grain.MapDataset.range(13)
+    share = pipeline.ProcessSlice(parent, global_batch=6, local_batch=3, offset=3)
+    assert len(share) == 6 and [share[i] for i in range(6)] == [3, 4, 5, 9, 10, 11]
 
 
 @pytest.mark.parametrize("steps", [1, STEPS_PER_EPOCH + 1])

@@ -39,7 +39,9 @@ TESTED = {
     "make studies": ["tests/test_sweeps.py::"
                      "test_a_study_report_draws_its_prediction_grid_and_coarse_upper_bound"],
     "make mutation": ["tests/test_mutation_command.py::"
-                      "test_every_mutant_of_the_cli_wrapper_is_killed_by_its_tests"],
+                      "test_every_mutant_of_the_cli_wrapper_is_killed_by_its_tests",
+                      "tests/test_mutation_command.py::"
+                      "test_survivors_are_run_again_against_new_tests_and_the_rest_kept"],
     "python -m fcn_jax.main": ["tests/test_train.py::test_cli_trains_then_evaluates_a_checkpoint",
                                "tests/test_train.py::test_a_workdir_alone_evaluates_and_resumes_"
                                "with_its_own_config",

@@ -69,7 +69,7 @@ def test_decode_drops_a_trailing_label_channel():
     assert image.shape == (7, 4, 3) and label.shape == (7, 4) and (label == 2).all()
 
 
-@pytest.mark.parametrize("count, num_batches", [(4, 1), (5, 2)])
+@pytest.mark.parametrize("count, num_batches", [(4, 1), (5, 2), (7, 2)])
 def test_eval_batches_of_two_processes_cover_the_split_once_in_step(monkeypatch, count,
                                                                     num_batches):
     """Each process takes every other example; one that runs out yields a fully ignored
