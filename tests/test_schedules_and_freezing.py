@@ -65,10 +65,11 @@ def test_cosine_over_a_single_step_after_the_warmup(step, rate):
                                                                               abs=1e-12)
 
 
-def test_an_unknown_schedule_is_named():
-    with pytest.raises(ValueError, match=r"optim.schedule='linear': expected one of "
+@pytest.mark.parametrize("name", ["linear", "triangular"])  # sorting before and after "step"
+def test_an_unknown_schedule_is_named(name):
+    with pytest.raises(ValueError, match=rf"optim.schedule='{name}': expected one of "
                                          r"\('constant', 'cosine', 'step'\)"):
-        schedule("linear")
+        schedule(name)
 
 
 def test_train_only_leaves_every_other_layer_bit_identical_and_undecayed():
