@@ -65,7 +65,33 @@ def test_cosine_over_a_single_step_after_the_warmup(step, rate):
                                                                               abs=1e-12)
 
 
-@pytest.mark.parametrize("name", ["linear", "triangular"])  # sorting before and after "step"
+def test_names_built_at_run_time_select_their_schedule_and_optimiser():
+    """Names from the command line are not the interned literals of the code (``is`` vs ``==``)."""
+    built = {name: "".join(list(name)) for name in ("constant", "cosine", "step", "sgd", "adam")}
+    assert all(a is not b for a, b in built.items())
+    for name in ("constant", "cosine", "step"):
+        rate = schedule(built[name], decay_steps=(40,))(50)
+        assert float(rate) == pytest.approx(float(schedule(name, decay_steps=(40,))(50)))
+    config = tiny_config().optim
+    for name in ("sgd", "adam"):
+        config.name = built[name]
+        assert optim.base_optimizer(config, LR, 0.0) is not None
+
+
+@pytest.mark.parametrize("name", ["adagrad", "rmsprop", "sgdw"])  # around "adam" and "sgd"
+def test_an_unknown_optimiser_is_named(name):
+    config = tiny_config().optim
+    config.name = name
+    with pytest.raises(ValueError, match=rf"optim.name='{name}': expected 'sgd' or 'adam'"):
+        optim.base_optimizer(config, LR, 0.0)
+
+
+def test_a_warmup_as_long_as_the_run_leaves_a_one_step_cosine():
+    assert float(schedule("cosine", warmup=TOTAL)(TOTAL)) == pytest.approx(LR, rel=1e-6)
+
+
+# Sorting before "constant", between "constant" and "cosine", between "cosine" and "step", after.
+@pytest.mark.parametrize("name", ["adaptive", "cos", "linear", "triangular"])
 def test_an_unknown_schedule_is_named(name):
     with pytest.raises(ValueError, match=rf"optim.schedule='{name}': expected one of "
                                          r"\('constant', 'cosine', 'step'\)"):
