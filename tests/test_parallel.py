@@ -18,7 +18,7 @@ from tests.helpers import ROOT, environment_without_cpu_device_count, random_bat
 NUM_CLASSES = 4
 
 
-def run_steps(mode: str, num_devices: int, num_steps: int = 3):
+def run_steps(mode: str, num_devices: int, num_steps: int = 3, batch_size: int = 8):
     """Train a tiny FCN-8s (dropout on, SGD) for a few steps; return params and losses."""
     config = tiny_config("fcn8s")
     config.optim.name = "sgd"
@@ -35,7 +35,7 @@ def run_steps(mode: str, num_devices: int, num_steps: int = 3):
     state = par.put_replicated(state)
     losses = []
     for i in range(num_steps):
-        batch = random_batch(i, 8, 35, 29, NUM_CLASSES, ignore_fraction=0.3)
+        batch = random_batch(i, batch_size, 35, 29, NUM_CLASSES, ignore_fraction=0.3)
         state, metrics = step(state, par.put_batch(batch))
         metrics = par.get_replicated(metrics)
         losses.append(float(metrics["loss"]))
@@ -47,15 +47,18 @@ def test_devices_are_faked():
 
 
 @functools.cache
-def single_device_run():
-    return run_steps("mesh", 1)
+def single_device_run(batch_size: int = 8):
+    return run_steps("mesh", 1, batch_size=batch_size)
 
 
-@pytest.mark.parametrize("mode,num_devices",
-                         [("pmap", 1), ("pmap", 2), ("pmap", 4), ("mesh", 2), ("mesh", 4)])
-def test_data_parallel_equals_single_device(mode, num_devices):
-    ref_state, ref_losses, ref_conf = single_device_run()
-    state, losses, conf = run_steps(mode, num_devices)
+# Batches of 3 per device: an example's index (shard offset + position, which picks its dropout
+# key) written with | or ^ instead of + equals the right one for power-of-two shards only.
+@pytest.mark.parametrize("mode,num_devices,batch_size",
+                         [("pmap", 1, 8), ("pmap", 2, 8), ("pmap", 4, 8), ("mesh", 2, 8),
+                          ("mesh", 4, 8), ("pmap", 2, 6)])
+def test_data_parallel_equals_single_device(mode, num_devices, batch_size):
+    ref_state, ref_losses, ref_conf = single_device_run(batch_size)
+    state, losses, conf = run_steps(mode, num_devices, batch_size=batch_size)
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-4)  # float32 sums, other order
     np.testing.assert_array_equal(conf, ref_conf)
     assert int(state["step"]) == 3
