@@ -19,6 +19,14 @@ def keys(count: int, seed: int = 0) -> jax.Array:
     return jax.random.split(jax.random.PRNGKey(seed), count)
 
 
+def test_the_sampling_root_is_a_number_no_step_reaches():
+    """Sampling keys start from fold_in(rng, SAMPLING_ROOT); were it a step t, the sampling key
+    of example i at step s would be the layer-i dropout key of example s at step t. Steps are
+    int32, so the root lies in [2**31, 2**32), where fold_in (uint32 data) accepts it."""
+    assert 2**31 <= steps.SAMPLING_ROOT < 2**32 and isinstance(steps.SAMPLING_ROOT, int)
+    jax.random.fold_in(jax.random.PRNGKey(0), steps.SAMPLING_ROOT)
+
+
 def test_whole_cells_are_kept_at_the_rate_and_the_rest_ignored():
     labels = np.random.default_rng(0).integers(0, 5, (16, 64, 60)).astype(np.uint8)
     sampled = np.asarray(losses.sample_cells(jnp.asarray(labels), keys(16), 0.25, cell=8))
