@@ -160,20 +160,35 @@ def test_the_train_step_equals_the_numpy_reference(case, mode, num_devices):
     assert all(np.abs(a - b).max() > 0 for a, b in zip(expected[-1], start))
 
 
-def test_a_batch_whose_valid_pixels_weigh_less_than_one_is_still_their_weighted_mean():
-    """One valid pixel of class weight 0.5: the mean loss is that pixel's cross-entropy (the
-    denominator's floor keeps only an all-ignored batch from dividing by zero)."""
+def one_weighted_step(batch):
+    """One jitted step of the class-weighted SGD case on ``batch``: (params, new state, metrics)."""
     config, graphdef, params, constants = configure("sgd", True, True)
-    batch = batches()[0]
-    batch["label"][:] = 255
-    batch["label"][0, 3, 4] = 0  # class weight 0.5
     tx = optim.build(config.optim, NUM_STEPS)
     state = {"step": np.int32(0), "params": params, "opt_state": tx.init(params),
              "rng": jax.random.PRNGKey(0)}
     weights = tuple(config.loss.class_weights)
-    _, metrics = jax.jit(functools.partial(
+    new_state, metrics = jax.jit(functools.partial(
         steps.train_step, graphdef=graphdef, constants=constants, tx=tx,
         num_classes=NUM_CLASSES, normalize_loss=True, class_weights=weights,
         axis_name=None))(state, batch)
     want = reference_loss(params, graphdef, constants, batch, weights, True)
-    np.testing.assert_allclose(float(metrics["loss"]), float(want), rtol=1e-5)
+    return new_state, float(metrics["loss"]), float(want)
+
+
+def test_a_batch_whose_valid_pixels_weigh_less_than_one_is_still_their_weighted_mean():
+    """One valid pixel of class weight 0.5: the mean loss is that pixel's cross-entropy (the
+    denominator's floor only keeps an all-ignored batch from dividing by zero)."""
+    batch = batches()[0]
+    batch["label"][:] = 255
+    batch["label"][0, 3, 4] = 0  # class weight 0.5
+    _, loss, want = one_weighted_step(batch)
+    np.testing.assert_allclose(loss, want, rtol=1e-5)
+
+
+def test_an_all_ignored_batch_is_a_zero_loss_step_with_finite_weights():
+    """A crop of padding only (all 255): zero loss and gradient, no NaN from 0 / 0."""
+    batch = batches()[0]
+    batch["label"][:] = 255
+    new_state, loss, _ = one_weighted_step(batch)
+    assert loss == 0.0
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(new_state["params"]))
