@@ -57,9 +57,15 @@ def copy_repository(workdir: str) -> str:
 
 
 def forget_survivors(session: str) -> None:
-    """Mark a session's surviving mutants untested, so that ``cosmic-ray exec`` runs them again
-    (cosmic-ray 8.7's session: a result row per tested mutant, ``test_outcome`` 'SURVIVED')."""
+    """Mark a finished session's surviving mutants untested, so that ``cosmic-ray exec`` runs
+    them again (cosmic-ray 8.7's session: a result row per tested mutant, ``test_outcome``
+    'SURVIVED'). A session with untested mutants is refused: exec would run those too."""
     with sqlite3.connect(session) as db:
+        untested = db.execute("SELECT COUNT(*) FROM work_items WHERE job_id NOT IN "
+                              "(SELECT job_id FROM work_results)").fetchone()[0]
+        if untested:
+            sys.exit(f"error: {session} has {untested} untested mutants; finish that run with "
+                     "--resume first (--survivors reruns the survivors of a finished run)")
         db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
 
 

@@ -2,6 +2,7 @@
 the repository, runs the module's tests against each mutant and tallies the outcome."""
 
 import json
+import sqlite3
 import subprocess
 import sys
 
@@ -34,8 +35,9 @@ def test_every_mutant_of_the_cli_wrapper_is_killed_by_its_tests(tmp_path):
 
 @pytest.mark.slow
 def test_survivors_are_run_again_against_new_tests_and_the_rest_kept(tmp_path):
-    """A run whose test kills nothing, then `MUTATION_FLAGS=--survivors` with the module's real
-    tests: every survivor is run again and killed; --resume finds nothing left to run."""
+    """A run whose test kills nothing, stopped before its last mutant; --survivors is refused
+    until `MUTATION_FLAGS=--resume` has run that mutant (with the module's real tests: killed);
+    then --survivors runs every survivor again against the real tests: all killed."""
     (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
     weak = tmp_path / "weak.toml"
     weak.write_text(f'[targets]\n"fcn_jax/cli.py" = ["{tmp_path / "test_nothing.py"}"]\n')
@@ -45,12 +47,22 @@ def test_survivors_are_run_again_against_new_tests_and_the_rest_kept(tmp_path):
     scores_file = tmp_path / "work" / "scores.json"
     before = json.loads(scores_file.read_text())["fcn_jax/cli.py"]
     assert before["killed"] == 0 and before["survived"] >= 5, before
+    session = tmp_path / "work" / "fcn_jax.cli.py.sqlite"
+    with sqlite3.connect(session) as db:  # as if the run had been stopped before its last one
+        db.execute("DELETE FROM work_results WHERE job_id = (SELECT MAX(job_id) FROM "
+                   "work_results)")
+    proc = make_mutation(tmp_path, "MUTATION_FLAGS=--survivors")
+    assert proc.returncode != 0
+    assert (f"error: {session} has 1 untested mutants; finish that run with --resume first"
+            in proc.stderr)
+    proc = make_mutation(tmp_path, "MUTATION_FLAGS=--resume")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resumed = json.loads(scores_file.read_text())["fcn_jax/cli.py"]
+    assert (resumed["killed"], resumed["survived"]) == (1, before["survived"] - 1)
     proc = make_mutation(tmp_path, "MUTATION_FLAGS=--survivors")
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = json.loads(scores_file.read_text())["fcn_jax/cli.py"]
-    assert (after["killed"], after["survived"]) == (before["survived"], 0)
-    proc = make_mutation(tmp_path, "MUTATION_FLAGS=--resume")
-    assert proc.returncode == 0 and json.loads(scores_file.read_text())["fcn_jax/cli.py"] == after
+    assert (after["killed"], after["survived"], after["pending"]) == (before["survived"], 0, 0)
 
 
 def test_survivors_without_an_earlier_run_is_refused(tmp_path):

@@ -39,11 +39,13 @@ def test_the_plain_form_is_the_scatter_for_full_and_per_class_kernels(factor):
 
 def inputs(factor: int, in_ch: int, out_ch: int, *, diagonal: bool):
     rng = np.random.default_rng(factor * 10 + in_ch)
-    x = rng.normal(size=(2, 5, 4, in_ch)).astype(np.float32)
+    # Odd height and width: a window's bound written ``1 - b ^ width`` equals ``1 - b + width``
+    # for even widths only.
+    x = rng.normal(size=(2, 5, 7, in_ch)).astype(np.float32)
     kernel = rng.normal(size=(2 * factor, 2 * factor, in_ch, out_ch)).astype(np.float32)
     if diagonal:
         kernel *= np.eye(in_ch, dtype=np.float32)
-    cotangent = rng.normal(size=(2, 6 * factor, 5 * factor, out_ch)).astype(np.float32)
+    cotangent = rng.normal(size=(2, 6 * factor, 8 * factor, out_ch)).astype(np.float32)
     return jnp.asarray(x), jnp.asarray(kernel), jnp.asarray(cotangent)
 
 
