@@ -73,7 +73,7 @@ def test_decode_drops_a_trailing_label_channel():
 def test_eval_batches_of_two_processes_cover_the_split_once_in_step(monkeypatch, count,
                                                                     num_batches):
     """Each process takes every other example; one that runs out yields a fully ignored
-    filler so both take the same number of evaluation steps (5 examples, batches of 2)."""
+    filler so both take the same number of evaluation steps (batches of 2)."""
     seen, lengths = [], []
     for process in (0, 1):
         monkeypatch.setattr(jax, "process_count", lambda: 2)

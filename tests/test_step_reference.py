@@ -161,7 +161,8 @@ def test_the_train_step_equals_the_numpy_reference(case, mode, num_devices):
 
 
 def one_weighted_step(batch):
-    """One jitted step of the class-weighted SGD case on ``batch``: (params, new state, metrics)."""
+    """One jitted step of the class-weighted SGD case on ``batch``: (new state, its loss,
+    the reference loss of the starting weights)."""
     config, graphdef, params, constants = configure("sgd", True, True)
     tx = optim.build(config.optim, NUM_STEPS)
     state = {"step": np.int32(0), "params": params, "opt_state": tx.init(params),
