@@ -43,8 +43,9 @@ install-test: $(VENV)/.installed-test
 classifier: install
 	$(PY) -m fcn_jax.pretrain --config configs/classifier.py --workdir $(CLASSIFIER)
 
-## make backbone-classifiers: the AlexNet and GoogLeNet classifiers, trained as the VGG16 one is,
-## into workdirs/classifier_NAME (the backbones study starts from them); each reused when done.
+## make backbone-classifiers: the AlexNet and GoogLeNet classifiers, trained as the VGG16 one is
+## but for 8000 steps (configs/classifier.py, CLASSIFIER_STEPS), into workdirs/classifier_NAME
+## (the backbones study starts from them); each reused when done.
 backbone-classifiers: install
 	for b in $(BACKBONES); do \
 	    $(PY) -m fcn_jax.pretrain --config configs/classifier.py:$$b \

@@ -125,7 +125,8 @@ def shrink_to_smoke(c: ml_collections.ConfigDict) -> None:
 # where sweep trials run: the ImageNet stand-in every study below starts from (section 4.1).
 CLASSIFIER_WEIGHTS = "workdirs/classifier/vgg16_classifier.npz"
 # The other backbones' classifiers (``make backbone-classifiers``: configs/classifier.py:NAME),
-# trained the same way: Table 1's study.
+# trained the same way, each to about VGG16's top-1 (configs/classifier.py, CLASSIFIER_STEPS):
+# Table 1's study.
 BACKBONE_CLASSIFIERS = {"vgg16": CLASSIFIER_WEIGHTS,
                         "alexnet": "workdirs/classifier_alexnet/alexnet_classifier.npz",
                         "googlenet": "workdirs/classifier_googlenet/googlenet_classifier.npz"}
@@ -205,7 +206,8 @@ BACKBONE_STEPS = 1500  # at 500, FCN-AlexNet and FCN-GoogLeNet had not left the 
 
 def backbones_sweep() -> list[dict]:
     """Table 1 in miniature: FCN-32s from the VGG16, AlexNet and GoogLeNet classifiers, each
-    pretrained the same way, the default recipe for ``BACKBONE_STEPS`` steps, five seeds."""
+    pretrained the same way to about the same top-1, the default recipe for
+    ``BACKBONE_STEPS`` steps, five seeds."""
     arms = [{"model.backbone": name, sweeps.INIT_KEY: path}
             for name, path in BACKBONE_CLASSIFIERS.items()]
     setting = {"model.variant": "fcn32s", "train.num_steps": BACKBONE_STEPS, **EVAL_EVERY}

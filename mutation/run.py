@@ -11,7 +11,9 @@ module it writes WORKDIR/<module>.sqlite (cosmic-ray's session; `cr-report` list
 and prints one line: killed / total and the score; WORKDIR/scores.json collects them.
 ``--survivors`` keeps each module's session and runs only its surviving mutants again, against
 the tests as they are now (the score after new tests, without rerunning the killed ones);
-``--resume`` keeps it and runs the mutants an interrupted run left untested.
+``--resume`` keeps it and runs the mutants an interrupted run left untested. Before any mutant,
+the module's tests run once on the unmutated copy and must pass: a missing or failing test
+would count every mutant as killed.
 """
 
 import argparse
@@ -24,11 +26,12 @@ import sys
 import tomllib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
 CONFIG = """[cosmic-ray]
 module-path = "{module}"
 timeout = {timeout}
 excluded-modules = []
-test-command = "{python} -m pytest -x -q -p no:cacheprovider {tests}"
+test-command = "{pytest} {tests}"
 
 [cosmic-ray.distributor]
 name = "local"
@@ -69,6 +72,17 @@ def forget_survivors(session: str) -> None:
         db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
 
 
+def check_baseline(module: str, tests: list[str], copy: str) -> None:
+    """The tests must pass on the unmutated module: a failing or missing test would count
+    every mutant as killed and make the score meaningless."""
+    proc = subprocess.run([*PYTEST, *tests], cwd=copy, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stdout.strip().splitlines() or ["no output"])[-1]
+        sys.exit(f"error: the tests of {module} ({' '.join(tests)}) do not pass on the "
+                 f"unmutated module (pytest: {last}); fix them or their list in the targets "
+                 "file before scoring mutants")
+
+
 def score(module: str, tests: list[str], copy: str, workdir: str, timeout: float,
           keep: str | None = None) -> dict:
     """Mutate ``module`` and run ``tests`` against each mutant. ``keep`` = "survivors" or
@@ -76,12 +90,13 @@ def score(module: str, tests: list[str], copy: str, workdir: str, timeout: float
     name = module.replace("/", ".")
     config, session = (os.path.join(workdir, f"{name}.{ext}") for ext in ("toml", "sqlite"))
     with open(config, "w", encoding="utf-8") as f:
-        f.write(CONFIG.format(module=module, timeout=timeout, python=sys.executable,
+        f.write(CONFIG.format(module=module, timeout=timeout, pytest=" ".join(PYTEST),
                               tests=" ".join(tests)))
     cosmic = os.path.join(os.path.dirname(sys.executable), "cosmic-ray")
     if keep and not os.path.exists(session):
         sys.exit(f"error: --{keep} needs {session} from an earlier run of {module}; "
                  "run it without the flag first")
+    check_baseline(module, tests, copy)
     if keep == "survivors":
         forget_survivors(session)
     elif not keep:

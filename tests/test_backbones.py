@@ -161,6 +161,30 @@ def test_impossible_backbone_settings_are_named_before_anything_runs(override, m
         config_checks.validate(config)
 
 
+def test_backbone_classifiers_share_the_recipe_and_differ_only_in_steps():
+    """Table 1's trunks are pretrained the same way (data, optimiser, schedule, batch, width);
+    only the step count differs, each trunk's own; the quick forms all take the same few
+    steps."""
+    from configs import classifier
+
+    def recipe(arg: str) -> dict:
+        config = classifier.get_config(arg).to_dict()
+        del config["model"]["backbone"]
+        return config
+
+    def without_steps(config: dict) -> dict:
+        return {**config, "train": {k: v for k, v in config["train"].items()
+                                    if k != "num_steps"}}
+
+    full = {name: recipe(name) for name in backbones.BACKBONES}
+    quick = {name: recipe(f"{name},quick") for name in backbones.BACKBONES}
+    assert all(without_steps(full[name]) == without_steps(full["vgg16"]) for name in full)
+    assert all(quick[name] == quick["vgg16"] for name in quick)
+    assert {name: full[name]["train"]["num_steps"] for name in full} == \
+        classifier.CLASSIFIER_STEPS
+    assert classifier.get_config().train.num_steps == classifier.CLASSIFIER_STEPS["vgg16"]
+
+
 @pytest.mark.slow
 def test_make_backbone_classifiers_commands_pretrain_each_backbone(tmp_path):
     """The commands ``make backbone-classifiers`` runs (echoed, its install step assumed

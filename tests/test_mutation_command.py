@@ -2,9 +2,12 @@
 the repository, runs the module's tests against each mutant and tallies the outcome."""
 
 import json
+import os
+import re
 import sqlite3
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
@@ -73,3 +76,33 @@ def test_survivors_without_an_earlier_run_is_refused(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         f"error: --survivors needs {tmp_path}/fcn_jax.cli.py.sqlite from an earlier run of "
         "fcn_jax/cli.py; run it without the flag first")
+
+
+def test_tests_that_do_not_pass_unmutated_are_refused_before_any_mutant(tmp_path):
+    """A renamed test in the targets file would make pytest fail on every mutant, which
+    cosmic-ray counts as killed: the run stops first, naming the module and its tests."""
+    missing = "tests/test_cli.py::test_no_such_test"
+    targets = tmp_path / "targets.toml"
+    targets.write_text(f'[targets]\n"fcn_jax/cli.py" = ["{missing}"]\n')
+    proc = subprocess.run([sys.executable, "mutation/run.py", "--workdir", str(tmp_path / "work"),
+                           "--targets", str(targets), "fcn_jax/cli.py"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: the tests of fcn_jax/cli.py ({missing}) do not pass on the "
+                           "unmutated module (pytest: ")
+    assert line.endswith("fix them or their list in the targets file before scoring mutants")
+    assert sorted(os.listdir(tmp_path / "work")) == ["fcn_jax.cli.py.toml", "repo"]
+
+
+def test_every_test_the_targets_file_names_exists():
+    """Each entry of mutation/targets.toml is a test file, or a test function in one."""
+    with open(os.path.join(ROOT, "mutation", "targets.toml"), "rb") as f:
+        table = tomllib.load(f)["targets"]
+    for module, tests in table.items():
+        assert os.path.isfile(os.path.join(ROOT, module)), module
+        for test in tests:
+            path, _, function = test.partition("::")
+            with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+                source = f.read()
+            assert not function or re.search(rf"^def {function}\(", source, re.M), test
