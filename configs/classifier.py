@@ -19,7 +19,7 @@ from fcn_jax.models.backbones import BACKBONES
 # reaches about VGG16's, so that Table 1's study compares trunks rather than how far each was
 # pretrained (the paper's ImageNet classifiers were each trained to convergence). Measured
 # top-1 (1000 validation images): VGG16 800 steps 41.6%, 1600 90.0%; AlexNet 1600 58.3%,
-# 4000 84.4%, 8000 91.9%; GoogLeNet 1600 28.3%, 8000 90.2%.
+# 4000 84.4%, 8000 91.9%; GoogLeNet 1600 28.3%, 4000 60.9%, 8000 90.2%.
 CLASSIFIER_STEPS = {"vgg16": 1600, "alexnet": 8000, "googlenet": 8000}
 
 
