@@ -1,5 +1,9 @@
 """FCN models: output size, bilinear upsampling against numpy, skip fusion at zero init."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,7 +15,7 @@ from fcn_jax.models.decoders import FixedBilinearUpsample
 from fcn_jax.inputs import RGB_MEAN, RGB_STD
 from fcn_jax.models.fcn import FCN
 from fcn_jax.ops import upsample as up
-from tests.helpers import tiny_config
+from tests.helpers import ROOT, tiny_config
 
 NUM_CLASSES = 3
 
@@ -157,3 +161,18 @@ def test_build_initialises_as_running_the_constructor_op_by_op():
                 fast_paths=m.fast_paths, compute_dtype=m.compute_dtype,
                 shift_stitch=m.shift_stitch, rngs=nnx.Rngs(params=3))
     jax.tree.map(np.testing.assert_array_equal, nnx.state(built), nnx.state(eager))
+
+
+def test_runs_that_differ_only_in_seed_share_the_compiled_initialisation(tmp_path):
+    """The seed is an argument of build's program, not a constant in it: a second process
+    building with another seed finds every program in the persistent compilation cache the
+    first one filled (a 5-seed study compiles each net once)."""
+    script = ("import sys; from fcn_jax import models; from tests.helpers import ROOT, tiny_config; "
+              "models.build(tiny_config('fcn8s').model, 5, int(sys.argv[1]))")
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    entries = []
+    for seed in ("0", "1"):
+        subprocess.run([sys.executable, "-c", script, seed], cwd=ROOT, env=env, check=True)
+        entries.append(sorted(p.name for p in tmp_path.iterdir()))
+    assert entries[0] and entries[1] == entries[0]
