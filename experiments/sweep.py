@@ -20,6 +20,9 @@ not exist stops the sweep before any trial runs (``--emit-commands`` warns and w
 each trial seconds long on the smoke config, starting from quick forms of its files (e.g. a
 seconds-long classifier) made first inside WORKDIR; a way to try a study end to end before
 its hours. A workdir holds one form; the other is refused.
+Trials share one persistent XLA compilation cache, ``WORKDIR/jax_cache`` (unless
+``JAX_COMPILATION_CACHE_DIR`` names another), and the first seed of every arm runs before the
+second of any: the arms' later seeds run the programs their first seed compiled.
 """
 
 import argparse
@@ -37,6 +40,11 @@ from fcn_jax.workdir import write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLL_SECONDS = 0.5
+# The compilation cache the trials share: entries are keyed by program, compile options,
+# devices and jax version, so a hit is the executable compiling would give. A size limit
+# turns on the cache's file lock, which trials running at once need.
+CACHE_ENVIRONMENT = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2",
+                     "JAX_COMPILATION_CACHE_MAX_SIZE": str(8 << 30)}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -302,11 +310,22 @@ def block_orphans(queue: list[dict], status: dict) -> None:
             status[record["name"]] = f"not started (its parent {record['parent']} {why})"
 
 
-def run_trials(records: list[dict], parallel: int) -> dict:
-    """Run the unfinished trials, ``parallel`` at a time, each staged one after its parent;
-    the status of every trial."""
+def trial_environment(workdir: str) -> dict:
+    """The trials' environment: this one, with the sweep's compilation cache unless it names
+    its own."""
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return dict(os.environ)
+    return {**CACHE_ENVIRONMENT, **os.environ,
+            "JAX_COMPILATION_CACHE_DIR": os.path.join(workdir, "jax_cache")}
+
+
+def run_trials(records: list[dict], parallel: int, workdir: str) -> dict:
+    """Run the unfinished trials, ``parallel`` at a time, lower seeds first, each staged one
+    after its parent; the status of every trial."""
     status = {r["name"]: "skipped (finished before)" for r in records if is_finished(r)}
-    queue = [r for r in records if not is_finished(r)]
+    queue = sorted((r for r in records if not is_finished(r)),
+                   key=lambda r: r["overrides"].get("seed", 0))
+    env = trial_environment(workdir)
     running: dict[str, tuple] = {}
     done = len(status)
     failed = 0
@@ -319,7 +338,7 @@ def run_trials(records: list[dict], parallel: int) -> dict:
                 if record is None:
                     break
                 log = open(os.path.join(record["workdir"], "log.txt"), "a", encoding="utf-8")
-                proc = subprocess.Popen(record["command"], cwd=ROOT, stdout=log,
+                proc = subprocess.Popen(record["command"], cwd=ROOT, stdout=log, env=env,
                                         stderr=subprocess.STDOUT, start_new_session=True)
                 running[record["name"]] = (proc, log, time.monotonic(), record)
             for name, (proc, log, start, record) in list(running.items()):
@@ -361,8 +380,8 @@ def main(argv: list[str]) -> int:
     except InputFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    status = run_trials(records, args.parallel)
     workdir = os.path.abspath(args.workdir)
+    status = run_trials(records, args.parallel, workdir)
     write_json(os.path.join(workdir, "sweep_status.json"), status)
     print(f"sweep {args.sweep!r} in {workdir}:")
     for record in records:

@@ -457,11 +457,33 @@ def test_claim_verdicts_follow_the_interval(expect, low, high, margin, answer):
     assert report.verdict(expect, {"mean": 1.0, "seeds": 1}) == "too few seeds to tell"
 
 
-def fake_record(tmp_path, name, parent, exit_status):
+def fake_record(tmp_path, name, parent, exit_status, seed=0):
+    """A trial that appends its name to tmp_path/started, then exits with ``exit_status``."""
     workdir = tmp_path / name
     workdir.mkdir()
+    code = (f"open({str(tmp_path / 'started')!r}, 'a').write({name!r} + ' '); "
+            f"import sys; sys.exit({exit_status})")
     return {"name": name, "parent": parent, "workdir": str(workdir),
-            "command": [sys.executable, "-c", f"import sys; sys.exit({exit_status})"]}
+            "overrides": {"seed": seed}, "command": [sys.executable, "-c", code]}
+
+
+def test_every_arm_runs_its_first_seed_before_any_arm_its_second(tmp_path):
+    """An arm's later seeds then find the programs its first seed compiled in the cache."""
+    records = [fake_record(tmp_path, f"{arm}{seed}", None, 0, seed)
+               for arm in "abc" for seed in (0, 1)]
+    sweep.run_trials(records, parallel=1, workdir=str(tmp_path))
+    assert (tmp_path / "started").read_text().split() == ["a0", "b0", "c0", "a1", "b1", "c1"]
+
+
+def test_trials_share_the_sweeps_compilation_cache_unless_one_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    env = sweep.trial_environment(str(tmp_path))
+    assert env["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "jax_cache")
+    assert float(env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]) < 1  # jax's default: 1 s
+    assert int(env["JAX_COMPILATION_CACHE_MAX_SIZE"]) > 0  # the file lock, for --parallel
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/elsewhere")
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_MAX_SIZE", "5")
+    assert sweep.trial_environment(str(tmp_path)) == dict(os.environ)
 
 
 @pytest.mark.parametrize("parent_exit, child_status, code", [
@@ -472,7 +494,7 @@ def test_a_chain_after_an_interrupted_or_failed_parent(parent_exit, child_status
     records = [fake_record(tmp_path, "a", None, parent_exit),
                fake_record(tmp_path, "b", "a", 0), fake_record(tmp_path, "c", "b", 0),
                fake_record(tmp_path, "other", None, 3)]
-    status = sweep.run_trials(records, parallel=2)
+    status = sweep.run_trials(records, parallel=2, workdir=str(tmp_path))
     assert status["b"] == child_status
     assert status["c"] == child_status.replace("parent a", "parent b")
     assert not (tmp_path / "b" / "log.txt").exists()
