@@ -10,7 +10,7 @@ CLASSIFIER ?= workdirs/classifier
 STUDIES_DIR ?= workdirs/studies
 QUICK_STUDIES_DIR ?= workdirs/studies_quick
 STUDY_DOCS ?= docs/experiments
-STUDIES ?= sgd_lr pretraining skips backbones upsampling loss_sampling balancing augmentation data_size precision learning_regime
+STUDIES ?= sgd_lr pretraining skips backbone_lr backbones upsampling loss_sampling balancing augmentation data_size precision learning_regime
 BACKBONES ?= alexnet googlenet
 PARALLEL ?= 1
 MUTATION_WORKDIR ?= workdirs/mutation
@@ -70,12 +70,12 @@ test-quick: install-test
 mutation: install-test
 	$(PY) mutation/run.py --workdir $(MUTATION_WORKDIR) $(MUTATION_FLAGS) $(MODULES)
 
-## make studies: the classifier (and the other backbones' for the backbones study), then each
+## make studies: the classifier (and the other backbones' for backbones and backbone_lr), then each
 ## study of configs/default.py (STUDIES=... picks some)
 ## run by experiments.sweep into $(STUDIES_DIR)/NAME, summarised by experiments.report, and
 ## the report copied to docs/experiments/study_NAME. Resumable: finished trials are skipped.
 ## Hours on a 2-core CPU (see docs/experiments.md, Studies); PARALLEL=2 runs two trials at once.
-studies: classifier $(if $(filter backbones,$(STUDIES)),backbone-classifiers)
+studies: classifier $(if $(filter backbones backbone_lr,$(STUDIES)),backbone-classifiers)
 	for s in $(STUDIES); do \
 	    $(PY) -m experiments.sweep --config $(CONFIG) --sweep $$s --workdir $(STUDIES_DIR)/$$s \
 	        --parallel $(PARALLEL) && \

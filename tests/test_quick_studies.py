@@ -114,8 +114,8 @@ def sweep_command(name: str, sweep_dir, env: dict, *extra: str) -> subprocess.Co
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["augmentation", "backbones", "balancing", "data_size",
-                                  "learning_regime", "loss_sampling", "precision",
+@pytest.mark.parametrize("name", ["augmentation", "backbone_lr", "backbones", "balancing",
+                                  "data_size", "learning_regime", "loss_sampling", "precision",
                                   "pretraining", "sgd_lr", "skips", "upsampling"])
 def test_the_quick_form_of_each_study_runs_and_reports(name, quick_env, quick_classifiers,
                                                        tmp_path):
@@ -162,7 +162,7 @@ def test_every_study_has_its_quick_test():
     from the decorator; they are every study of configs/default.py."""
     (mark,) = [m for m in test_the_quick_form_of_each_study_runs_and_reports.pytestmark
                if m.name == "parametrize"]
-    assert set(mark.args[1]) == set(default.STUDIES) | {"sgd_lr"}
+    assert set(mark.args[1]) == set(default.STUDIES) | {"sgd_lr", "backbone_lr"}
 
 
 def test_a_failing_quick_input_stops_the_sweep_before_any_trial(tmp_path):

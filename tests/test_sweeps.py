@@ -116,7 +116,7 @@ def test_ready_made_sweeps_load_and_unknown_names_list_the_available():
     assert {t["model.variant"] for t in trials} == set(default.VARIANTS)
     assert len({t["seed"] for t in trials}) > 1
     with pytest.raises(ValueError,
-                       match=r"no sweep 'lr'; available: \['augmentation', 'backbones', "):
+                       match=r"no sweep 'lr'; available: \['augmentation', 'backbone_lr', "):
         sweeps.load_sweep("configs/default.py", "lr")
 
 
@@ -429,7 +429,8 @@ def test_a_missing_start_file_stops_the_sweep_before_any_trial(tiny_config_file,
                                                    ("augmentation", 10, 0), ("data_size", 10, 0),
                                                    ("precision", 10, 0),
                                                    ("learning_regime", 10, 0),
-                                                   ("backbones", 15, 0)])
+                                                   ("backbones", 15, 0),
+                                                   ("backbone_lr", 12, 0)])
 def test_the_documented_study_commands_emit_their_trials(sweep, ready, waiting, tmp_path):
     """docs/experiments.md, Studies: the commands as documented, emitting instead of training."""
     commands = tmp_path / "commands.txt"
