@@ -102,8 +102,11 @@ def top1(dp: DataParallel, evaluate, params, images: np.ndarray, labels: np.ndar
 
 
 def load_data(config: ml_collections.ConfigDict) -> dict:
-    """The train and validation splits in memory; their image size must be the classifier's."""
-    builder = objects_dataset.prepare(data.data_dir(config), config.data.builder_config)
+    """The train and validation splits in memory; their image size must be the classifier's.
+    Classifiers starting together on an unprepared data dir prepare it once (the others wait)."""
+    directory, name = data.data_dir(config), config.data.builder_config
+    with data.preparation_lock(directory, f"fcn_objects-{name}"):
+        builder = objects_dataset.prepare(directory, name)
     splits = {split: objects_dataset.load_split(builder, split)
               for split in objects_dataset.SPLITS}
     size, expected = splits["train"][0].shape[1], input_size(config.model.fc6_kernel)

@@ -187,16 +187,24 @@ def test_no_tensorflow(tiny_builder):
     assert "tensorflow" not in sys.modules
 
 
-def test_processes_starting_together_prepare_the_dataset_once(tmp_path):
-    """A sweep's parallel trials (or a job's hosts) open a dataset nobody has prepared yet at
-    the same moment: one prepares it, the others wait and reuse it; none fails renaming its
-    copy onto the finished one."""
+STARTING_TOGETHER = {  # python -c scripts that open a dataset in the data dir sys.argv[1]
+    "fcn_shapes": ("import ml_collections, sys; from fcn_jax import data; "
+                   "c = ml_collections.ConfigDict({'data': {'name': 'fcn_shapes', "
+                   "'builder_config': 'tiny', 'data_dir': sys.argv[1]}}); "
+                   "print(len(data.build(c).split('train')))", "16"),
+    "fcn_objects": ("import sys; from configs import classifier; from fcn_jax import pretrain; "
+                    "c = classifier.get_config('vgg16,quick'); c.data.data_dir = sys.argv[1]; "
+                    "print(len(pretrain.load_data(c)['train'][1]))", "64")}
+
+
+@pytest.mark.parametrize("dataset", sorted(STARTING_TOGETHER))
+def test_processes_starting_together_prepare_the_dataset_once(dataset, tmp_path):
+    """A sweep's parallel trials, classifiers pretrained side by side (or a job's hosts) open
+    a dataset nobody has prepared yet at the same moment: one prepares it, the others wait and
+    reuse it; none fails renaming its copy onto the finished one."""
     import subprocess
 
-    script = ("import ml_collections, sys; from fcn_jax import data; "
-              "c = ml_collections.ConfigDict({'data': {'name': 'fcn_shapes', "
-              "'builder_config': 'tiny', 'data_dir': sys.argv[1]}}); "
-              "print(len(data.build(c).split('train')))")
+    script, train_size = STARTING_TOGETHER[dataset]
     root = pathlib.Path(__file__).resolve().parents[1]
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=root,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -204,5 +212,5 @@ def test_processes_starting_together_prepare_the_dataset_once(tmp_path):
     results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in procs]
     for code, out, err in results:
         assert code == 0, err[-2000:]
-        assert out.strip().splitlines()[-1] == "16"
-    assert not list(tmp_path.glob("fcn_shapes/tiny/incomplete*"))
+        assert out.strip().splitlines()[-1] == train_size
+    assert not list(tmp_path.glob(f"{dataset}/tiny/incomplete*"))
