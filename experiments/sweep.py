@@ -18,8 +18,8 @@ A trial that starts from a file (``model.init_from``, e.g. the pretrained classi
 not exist stops the sweep before any trial runs (``--emit-commands`` warns and writes them).
 ``--quick`` runs the study's quick form (the config file's ``quick_trial``): the first seeds,
 each trial seconds long on the smoke config, starting from quick forms of its files (e.g. a
-seconds-long classifier) made first inside WORKDIR; a way to try a study end to end before
-its hours. A workdir holds one form; the other is refused.
+seconds-long classifier) made first inside WORKDIR, ``--parallel`` at a time; a way to try a
+study end to end before its hours. A workdir holds one form; the other is refused.
 Trials share one persistent XLA compilation cache, ``WORKDIR/jax_cache`` (unless
 ``JAX_COMPILATION_CACHE_DIR`` names another), and the first seed of every arm runs before the
 second of any: the arms' later seeds run the programs their first seed compiled.
@@ -131,22 +131,40 @@ def prepare(args: argparse.Namespace) -> list[dict]:
     return records
 
 
-def make_quick_inputs(records: list[dict], quick_inputs: dict) -> None:
+def make_quick_inputs(records: list[dict], quick_inputs: dict, parallel: int) -> None:
     """Write each quick input file an unfinished trial starts from and that does not exist yet
-    (e.g. the seconds-long classifier), its output in ``<file's dir>.log``."""
+    (e.g. the seconds-long classifier), ``parallel`` at a time, each command's output in
+    ``<file's dir>.log``; the first failure stops the sweep once its group has ended."""
     needed = {r["init_from"] for r in records if r["parent"] is None and not is_finished(r)}
-    for path, command in quick_inputs.values():
-        if path not in needed or os.path.exists(path):
-            continue
-        directory = os.path.dirname(path)
-        print(f"making {path} ({shlex.join(command)})")
-        os.makedirs(os.path.dirname(directory), exist_ok=True)
-        with open(directory + ".log", "a", encoding="utf-8") as log:
-            proc = subprocess.run([sys.executable, *command], cwd=ROOT, stdout=log,
-                                  stderr=subprocess.STDOUT)
-        if proc.returncode != 0 or not os.path.exists(path):
-            raise InputFailed(f"{shlex.join(command)} failed (exit code {proc.returncode}), "
-                              f"see {directory}.log; no trial started")
+    missing = [(path, command) for path, command in quick_inputs.values()
+               if path in needed and not os.path.exists(path)]
+    for first in range(0, len(missing), parallel):
+        started = [start_quick_input(path, command)
+                   for path, command in missing[first:first + parallel]]
+        failures = [failure for failure in map(finish_quick_input, started) if failure]
+        if failures:
+            raise InputFailed(failures[0])
+
+
+def start_quick_input(path: str, command: list[str]) -> tuple:
+    directory = os.path.dirname(path)
+    print(f"making {path} ({shlex.join(command)})", flush=True)
+    os.makedirs(os.path.dirname(directory), exist_ok=True)
+    log = open(directory + ".log", "a", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, *command], cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT)
+    return path, command, log, proc
+
+
+def finish_quick_input(started: tuple) -> str | None:
+    """Wait for a quick input's command; what went wrong, or None."""
+    path, command, log, proc = started
+    proc.wait()
+    log.close()
+    if proc.returncode != 0 or not os.path.exists(path):
+        return (f"{shlex.join(command)} failed (exit code {proc.returncode}), "
+                f"see {os.path.dirname(path)}.log; no trial started")
+    return None
 
 
 # The make targets that write the classifiers the studies start from, by file name.
@@ -369,7 +387,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
         records = prepare(args)
-        make_quick_inputs(records, args.quick_inputs)
+        make_quick_inputs(records, args.quick_inputs, args.parallel)
         if args.emit_commands:
             emit_commands(records, args.emit_commands)
             return 0

@@ -165,13 +165,19 @@ def test_every_study_has_its_quick_test():
     assert set(mark.args[1]) == set(default.STUDIES) | {"sgd_lr", "backbone_lr"}
 
 
+def config_with_quick_inputs(path, sweep: str, trials: list[dict], body: str):
+    """A config file at ``path``: the default config, one sweep of ``trials``, its quick form,
+    and a ``quick_inputs(workdir)`` whose body is ``body``."""
+    path.write_text("from configs import default\nget_config = default.get_config\n"
+                    f"SWEEPS = {{{sweep!r}: lambda: {trials!r}}}\n"
+                    "quick_trial = default.quick_trial\n"
+                    "def quick_inputs(workdir):\n" + body)
+    return path
+
+
 def test_a_failing_quick_input_stops_the_sweep_before_any_trial(tmp_path):
-    config = tmp_path / "failing.py"
-    config.write_text(
-        "from configs import default\nget_config = default.get_config\n"
-        "SWEEPS = {'one': lambda: [{'seed': 0, 'model.init_from': 'weights.npz'}]}\n"
-        "quick_trial = default.quick_trial\n"
-        "def quick_inputs(workdir):\n"
+    config = config_with_quick_inputs(
+        tmp_path / "failing.py", "one", [{"seed": 0, "model.init_from": "weights.npz"}],
         "    return {'weights.npz': (workdir + '/made/weights.npz', "
         "['-c', 'import sys; sys.exit(3)'])}\n")
     sweep_dir = tmp_path / "sweep"
@@ -182,3 +188,32 @@ def test_a_failing_quick_input_stops_the_sweep_before_any_trial(tmp_path):
         "error: -c 'import sys; sys.exit(3)' failed (exit code 3), see "
         f"{sweep_dir}/made.log; no trial started")
     assert not list(sweep_dir.glob("*/log.txt"))
+
+
+def test_quick_inputs_are_made_parallel_at_a_time(tmp_path):
+    """With --parallel 2 the two quick inputs run side by side: each command waits for the
+    other's marker file before writing its input (run one after the other, the first would
+    wait in vain and fail)."""
+    wait_for_the_other = (
+        "import os, sys, time; mine, other, out = sys.argv[1:]; open(mine, 'w').close(); "
+        "deadline = time.monotonic() + 120\n"
+        "while not os.path.exists(other):\n"
+        "    time.sleep(0.05)\n"
+        "    if time.monotonic() > deadline: sys.exit(4)\n"
+        "os.makedirs(os.path.dirname(out)); open(out, 'w').close()")
+    config = config_with_quick_inputs(
+        tmp_path / "two_inputs.py", "two",
+        [{"seed": 0, "model.init_from": "a.npz"}, {"seed": 0, "model.init_from": "b.npz"}],
+        f"    code = {wait_for_the_other!r}\n"
+        "    def made(name, other):\n"
+        "        out = f'{workdir}/{name}/{name}.npz'\n"
+        "        return out, ['-c', code, f'{workdir}/{name}.started', "
+        "f'{workdir}/{other}.started', out]\n"
+        "    return {'a.npz': made('a', 'b'), 'b.npz': made('b', 'a')}\n")
+    sweep_dir = tmp_path / "sweep"
+    proc = run_module("experiments.sweep", "--config", str(config), "--sweep", "two",
+                      "--workdir", str(sweep_dir), "--quick", "--parallel", "2",
+                      "--emit-commands", str(tmp_path / "commands.txt"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (sweep_dir / "a" / "a.npz").exists() and (sweep_dir / "b" / "b.npz").exists()
+    assert proc.stdout.count("making ") == 2
