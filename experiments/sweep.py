@@ -21,8 +21,9 @@ each trial seconds long on the smoke config, starting from quick forms of its fi
 seconds-long classifier) made first inside WORKDIR, ``--parallel`` at a time; a way to try a
 study end to end before its hours. A workdir holds one form; the other is refused.
 Trials share one persistent XLA compilation cache, ``WORKDIR/jax_cache`` (unless
-``JAX_COMPILATION_CACHE_DIR`` names another), and the first seed of every arm runs before the
-second of any: the arms' later seeds run the programs their first seed compiled.
+``JAX_COMPILATION_CACHE_DIR`` names another), and the first trial of every program runs
+before the second of any: trials that differ only in seed or learning rate (inputs of the
+compiled programs, not constants in them) run the programs the first one compiled.
 """
 
 import argparse
@@ -40,6 +41,10 @@ from fcn_jax.workdir import write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLL_SECONDS = 0.5
+# Config keys that are inputs of a run's compiled programs, not constants in them (the model's
+# initialisation takes the seed, the train step the learning rate): trials differing only in
+# these share every program.
+PROGRAM_INPUTS = ("seed", "optim.learning_rate")
 # The compilation cache the trials share: entries are keyed by program, compile options,
 # devices and jax version, so a hit is the executable compiling would give. A size limit
 # turns on the cache's file lock, which trials running at once need.
@@ -303,14 +308,16 @@ def trial_status(returncode: int, record: dict, log_name: str) -> str:
     return f"failed (exit code {returncode}), see {log_name}"
 
 
-def next_ready(queue: list[dict], status: dict) -> dict | None:
-    """The first queued trial whose parent (if any) has finished, removed from the queue."""
-    for record in queue:
-        parent = record["parent"]
-        if parent is None or status.get(parent, "").startswith(("finished", "skipped")):
-            queue.remove(record)
-            return record
-    return None
+def next_ready(queue: list[dict], status: dict, compiling: set = frozenset()) -> dict | None:
+    """The first queued trial whose parent (if any) has finished, removed from the queue;
+    one whose program is not in ``compiling`` (being compiled by a running trial) if any is
+    ready, so that it loads the program once compiled rather than compile it alongside."""
+    ready = [r for r in queue if r["parent"] is None
+             or status.get(r["parent"], "").startswith(("finished", "skipped"))]
+    record = next((r for r in ready if program_of(r) not in compiling), ready[0] if ready else None)
+    if record is not None:
+        queue.remove(record)
+    return record
 
 
 def block_orphans(queue: list[dict], status: dict) -> None:
@@ -337,12 +344,34 @@ def trial_environment(workdir: str) -> dict:
             "JAX_COMPILATION_CACHE_DIR": os.path.join(workdir, "jax_cache")}
 
 
+def program_of(record: dict) -> str:
+    """What decides a trial's compiled programs: its overrides but ``PROGRAM_INPUTS``."""
+    return json.dumps({k: v for k, v in record["overrides"].items() if k not in PROGRAM_INPUTS},
+                      sort_keys=True, default=str)
+
+
+def first_of_each_program_first(records: list[dict]) -> list[dict]:
+    """``records`` reordered so that the first trial of every compiled program comes before
+    the second of any: trials whose overrides differ only in ``PROGRAM_INPUTS`` run the same
+    programs, and the later ones load them from the shared cache instead of compiling them
+    side by side. Otherwise in the sweep's order."""
+    seen: dict[str, int] = {}
+    ranks = []
+    for record in records:
+        program = program_of(record)
+        ranks.append(seen.get(program, 0))
+        seen[program] = ranks[-1] + 1
+    return [records[i] for i in sorted(range(len(records)), key=lambda i: (ranks[i], i))]
+
+
 def run_trials(records: list[dict], parallel: int, workdir: str) -> dict:
-    """Run the unfinished trials, ``parallel`` at a time, lower seeds first, each staged one
-    after its parent; the status of every trial."""
+    """Run the unfinished trials, ``parallel`` at a time, the first of each program first
+    (``first_of_each_program_first``), each staged one after its parent, and none beside a
+    running trial that compiles its program while another trial is ready; the status of every
+    trial."""
     status = {r["name"]: "skipped (finished before)" for r in records if is_finished(r)}
-    queue = sorted((r for r in records if not is_finished(r)),
-                   key=lambda r: r["overrides"].get("seed", 0))
+    queue = first_of_each_program_first([r for r in records if not is_finished(r)])
+    compiled = {program_of(r) for r in records if r["name"] in status}
     env = trial_environment(workdir)
     running: dict[str, tuple] = {}
     done = len(status)
@@ -352,7 +381,8 @@ def run_trials(records: list[dict], parallel: int, workdir: str) -> dict:
         while (queue and not signals.received) or running:
             block_orphans(queue, status)
             while len(running) < parallel and not signals.received:
-                record = next_ready(queue, status)
+                compiling = {program_of(r) for *_, r in running.values()} - compiled
+                record = next_ready(queue, status, compiling)
                 if record is None:
                     break
                 log = open(os.path.join(record["workdir"], "log.txt"), "a", encoding="utf-8")
@@ -367,6 +397,7 @@ def run_trials(records: list[dict], parallel: int, workdir: str) -> dict:
                 status[name] = trial_status(proc.returncode, record, log.name)
                 if status[name] == "finished":
                     done += 1
+                    compiled.add(program_of(record))
                     progress.durations.append(time.monotonic() - start)
                 elif status[name].startswith("failed"):
                     failed += 1

@@ -14,9 +14,11 @@ import optax
 SCHEDULES = ("constant", "cosine", "step")
 
 
-def learning_rate_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
-    """Linear warm-up, then constant, cosine decay to zero, or x0.1 at ``decay_steps``."""
-    lr = optim.learning_rate
+def learning_rate_schedule(optim: ml_collections.ConfigDict, num_steps: int,
+                           learning_rate=None) -> optax.Schedule:
+    """Linear warm-up, then constant, cosine decay to zero, or x0.1 at ``decay_steps``, peaking
+    at ``learning_rate`` (a number or a traced scalar; default ``optim.learning_rate``)."""
+    lr = optim.learning_rate if learning_rate is None else learning_rate
     if optim.schedule == "constant":
         main = optax.constant_schedule(lr)
     elif optim.schedule == "cosine":
@@ -73,10 +75,16 @@ def labeller(train_only: tuple[str, ...]):
     return labels
 
 
-def build(optim: ml_collections.ConfigDict, num_steps: int) -> optax.GradientTransformation:
+def build(optim: ml_collections.ConfigDict, num_steps: int,
+          learning_rate=None) -> optax.GradientTransformation:
     """The optimiser ``optim`` describes; biases get ``bias_lr_mult`` x the rate, no decay;
-    layers outside ``optim.train_only`` (when set) are frozen."""
-    schedule = learning_rate_schedule(optim, num_steps)
+    layers outside ``optim.train_only`` (when set) are frozen.
+
+    ``learning_rate`` (default ``optim.learning_rate``) may be a traced scalar: built inside a
+    compiled step that takes the rate as an argument, runs at different rates share one
+    program, and the state's layout does not depend on the rate.
+    """
+    schedule = learning_rate_schedule(optim, num_steps, learning_rate)
 
     def bias_schedule(step):
         return optim.bias_lr_mult * schedule(step)

@@ -66,10 +66,9 @@ class Run:
                   f"{', '.join(report['kept_init']) or '-'}")
         self.graphdef, params, self.constants = nnx.split(model, nnx.Param, ...)
         self.schedule = optim.learning_rate_schedule(config.optim, config.train.num_steps)
-        tx = optim.build(config.optim, config.train.num_steps)
         self.state = {"step": np.zeros((), np.int32), "params": params,
-                      "opt_state": tx.init(params), "rng": jax.random.PRNGKey(config.seed)}
-        self.tx = tx
+                      "opt_state": optim.build(config.optim, config.train.num_steps).init(params),
+                      "rng": jax.random.PRNGKey(config.seed)}
         check_class_weights(config.loss, self.num_classes)
         pieces = {"graphdef": self.graphdef, "constants": self.constants,
                   "num_classes": self.num_classes}
@@ -82,16 +81,24 @@ class Run:
 
     @functools.cached_property
     def train_step(self):
-        """The compiled data-parallel train step; built on first use, so that evaluating or
-        predicting never reads the training labels for class weights."""
+        """The compiled data-parallel train step, ``(state, batch) -> (state, metrics)``; built
+        on first use, so that evaluating or predicting never reads the training labels for
+        class weights. The learning rate is an input of the compiled program, not a constant
+        in it: runs that differ only in ``optim.learning_rate`` (a line search) share it."""
         config = self.config
-        return self.parallel.wrap(
-            functools.partial(steps.train_step, tx=self.tx, graphdef=self.graphdef,
-                              constants=self.constants, num_classes=self.num_classes,
-                              normalize_loss=config.loss.normalize,
-                              class_weights=self.loss_class_weights(config.loss),
-                              sampling_rate=config.loss.sampling_rate),
-            num_args=2, donate=(0,))
+        body = functools.partial(steps.train_step, graphdef=self.graphdef,
+                                 constants=self.constants, num_classes=self.num_classes,
+                                 normalize_loss=config.loss.normalize,
+                                 class_weights=self.loss_class_weights(config.loss),
+                                 sampling_rate=config.loss.sampling_rate)
+
+        def at_rate(state, batch, learning_rate, *, axis_name):
+            tx = optim.build(config.optim, config.train.num_steps, learning_rate)
+            return body(state, batch, tx=tx, axis_name=axis_name)
+
+        step = self.parallel.wrap(at_rate, num_args=3, donate=(0,))
+        learning_rate = self.parallel.put_replicated(np.float32(config.optim.learning_rate))
+        return lambda state, batch: step(state, batch, learning_rate)
 
     def loss_class_weights(self, loss: ml_collections.ConfigDict) -> tuple[float, ...] | None:
         """The loss's class weights: ``loss.class_weights`` as given, or with

@@ -458,22 +458,51 @@ def test_claim_verdicts_follow_the_interval(expect, low, high, margin, answer):
     assert report.verdict(expect, {"mean": 1.0, "seeds": 1}) == "too few seeds to tell"
 
 
-def fake_record(tmp_path, name, parent, exit_status, seed=0):
+def fake_record(tmp_path, name, parent, exit_status, seed=0, **overrides):
     """A trial that appends its name to tmp_path/started, then exits with ``exit_status``."""
     workdir = tmp_path / name
     workdir.mkdir()
     code = (f"open({str(tmp_path / 'started')!r}, 'a').write({name!r} + ' '); "
             f"import sys; sys.exit({exit_status})")
     return {"name": name, "parent": parent, "workdir": str(workdir),
-            "overrides": {"seed": seed}, "command": [sys.executable, "-c", code]}
+            "overrides": {"seed": seed, **overrides}, "command": [sys.executable, "-c", code]}
 
 
 def test_every_arm_runs_its_first_seed_before_any_arm_its_second(tmp_path):
     """An arm's later seeds then find the programs its first seed compiled in the cache."""
-    records = [fake_record(tmp_path, f"{arm}{seed}", None, 0, seed)
+    records = [fake_record(tmp_path, f"{arm}{seed}", None, 0, seed, **{"model.variant": arm})
                for arm in "abc" for seed in (0, 1)]
     sweep.run_trials(records, parallel=1, workdir=str(tmp_path))
     assert (tmp_path / "started").read_text().split() == ["a0", "b0", "c0", "a1", "b1", "c1"]
+
+
+def test_a_line_search_runs_the_first_rate_of_every_net_first(tmp_path):
+    """Rates, like seeds, are inputs of the compiled step: run two at a time, the second
+    rate of a net would otherwise compile its program beside the first."""
+    records = [fake_record(tmp_path, f"{net}{rate}", None, 0, 0,
+                           **{"model.backbone": net, "optim.learning_rate": rate})
+               for net in ("vgg", "alex") for rate in (0.1, 0.2, 0.3)]
+    sweep.run_trials(records, parallel=1, workdir=str(tmp_path))
+    assert (tmp_path / "started").read_text().split() == [
+        "vgg0.1", "alex0.1", "vgg0.2", "alex0.2", "vgg0.3", "alex0.3"]
+
+
+def test_a_trial_waits_while_its_program_compiles_if_another_can_run(tmp_path):
+    """a1 shares a0's program, which a0 is still compiling (it runs until b1 has started):
+    b1, whose program b0 compiled, runs first; a1 then loads a0's program."""
+    records = [fake_record(tmp_path, name, None, 0, seed, **{"model.variant": name[0]})
+               for name, seed in (("a0", 0), ("b0", 0), ("a1", 1), ("b1", 1))]
+    records[0]["command"][-1] = (
+        f"import os, sys, time; deadline, started = time.monotonic() + 60, {str(tmp_path / 'started')!r}\n"
+        "while not os.path.exists(started) or 'b1' not in open(started).read():\n"
+        "    time.sleep(0.05)\n"
+        "    if time.monotonic() > deadline: sys.exit(4)\n" + records[0]["command"][-1])
+    for record in records:  # each finishes: writes its results before exiting
+        results = os.path.join(record["workdir"], "results.json")
+        record["command"][-1] = f"open({results!r}, 'w').close(); " + record["command"][-1]
+    status = sweep.run_trials(records, parallel=2, workdir=str(tmp_path))
+    assert set(status.values()) == {"finished"}
+    assert (tmp_path / "started").read_text().split() == ["b0", "b1", "a0", "a1"]
 
 
 def test_trials_share_the_sweeps_compilation_cache_unless_one_is_named(tmp_path, monkeypatch):
