@@ -37,15 +37,18 @@ def test_the_plain_form_is_the_scatter_for_full_and_per_class_kernels(factor):
 
 
 
-def inputs(factor: int, in_ch: int, out_ch: int, *, diagonal: bool):
-    rng = np.random.default_rng(factor * 10 + in_ch)
-    # Odd height and width: a window's bound written ``1 - b ^ width`` equals ``1 - b + width``
-    # for even widths only.
-    x = rng.normal(size=(2, 5, 7, in_ch)).astype(np.float32)
+def inputs(factor: int, in_ch: int, out_ch: int, *, diagonal: bool, size=(5, 7)):
+    """x [2, height, width, in_ch], a kernel and an output cotangent. Odd sizes tell a window
+    bound ``1 - b + width`` from ``1 - b ^ width`` (equal for even widths), even ones tell
+    ``b + width + 1`` from ``b | width + 1`` (equal for odd widths)."""
+    height, width = size
+    rng = np.random.default_rng(factor * 10 + in_ch + height)
+    x = rng.normal(size=(2, height, width, in_ch)).astype(np.float32)
     kernel = rng.normal(size=(2 * factor, 2 * factor, in_ch, out_ch)).astype(np.float32)
     if diagonal:
         kernel *= np.eye(in_ch, dtype=np.float32)
-    cotangent = rng.normal(size=(2, 6 * factor, 8 * factor, out_ch)).astype(np.float32)
+    cotangent = rng.normal(size=(2, (height + 1) * factor, (width + 1) * factor,
+                                 out_ch)).astype(np.float32)
     return jnp.asarray(x), jnp.asarray(kernel), jnp.asarray(cotangent)
 
 
@@ -68,9 +71,10 @@ def test_transposed_conv_values_and_grads_with_full_kernels(factor, in_ch, out_c
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("size", [(5, 7), (6, 4)])
 @pytest.mark.parametrize("factor", [1, 2, 3, 8])
-def test_per_class_transposed_conv_values_and_grads_with_diagonal_kernels(factor):
-    x, kernel, cotangent = inputs(factor, 3, 3, diagonal=True)
+def test_per_class_transposed_conv_values_and_grads_with_diagonal_kernels(factor, size):
+    x, kernel, cotangent = inputs(factor, 3, 3, diagonal=True, size=size)
     got = up.per_class_transposed_conv(x, kernel, factor)
     np.testing.assert_allclose(got, numpy_transposed_conv(np.asarray(x), np.asarray(kernel),
                                                           factor), rtol=1e-5, atol=1e-4)
@@ -92,10 +96,20 @@ def test_bilinear_kernels_upsample_alike_by_both_formulations():
                                up.transposed_conv(x, kernel, 4), rtol=1e-5, atol=1e-5)
 
 
-def test_kernel_size_must_be_twice_the_factor():
+@pytest.mark.parametrize("shape", [(3, 3), (6, 6), (4, 6), (6, 4)])
+def test_kernel_size_must_be_twice_the_factor(shape):
+    """Square, and neither smaller nor larger than 2f (here 4)."""
     for upsample in (up.transposed_conv, up.per_class_transposed_conv):
         with pytest.raises(ValueError, match="not 2f x 2f"):
-            upsample(jnp.zeros((1, 2, 2, 1)), jnp.zeros((3, 3, 1, 1)), 2)
+            upsample(jnp.zeros((1, 2, 2, 1)), jnp.zeros((*shape, 1, 1)), 2)
+    up.check_kernel_size(jnp.zeros((4, 4, 1, 1)), 2)
+
+
+def test_crop_is_the_slice_at_the_offset():
+    """Offsets and sizes with common bits (3 and 5, 3 and 6): ``offset + n`` is not
+    ``offset | n`` there."""
+    x = jnp.arange(2 * 12 * 13 * 3, dtype=jnp.float32).reshape(2, 12, 13, 3)
+    np.testing.assert_array_equal(up.crop(x, 3, 6, 5), np.asarray(x)[:, 3:9, 3:8])
 
 
 def test_per_class_taps_are_the_phase_taps_of_the_diagonal():
