@@ -103,6 +103,8 @@ def test_kernel_size_must_be_twice_the_factor(shape):
         with pytest.raises(ValueError, match="not 2f x 2f"):
             upsample(jnp.zeros((1, 2, 2, 1)), jnp.zeros((*shape, 1, 1)), 2)
     up.check_kernel_size(jnp.zeros((4, 4, 1, 1)), 2)
+    factor = 130  # sizes compared by value: ints past 256 are distinct objects in CPython
+    up.check_kernel_size(jnp.zeros((2 * factor, 2 * factor, 1, 1)), factor)
 
 
 def test_crop_is_the_slice_at_the_offset():
