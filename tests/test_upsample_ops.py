@@ -1,6 +1,8 @@
 """The sub-pixel transposed convolutions equal lax.conv_transpose and a numpy scatter, in values
 and in gradients with respect to the input and the kernel."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -96,11 +98,12 @@ def test_bilinear_kernels_upsample_alike_by_both_formulations():
                                up.transposed_conv(x, kernel, 4), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(3, 3), (6, 6), (4, 6), (6, 4)])
+@pytest.mark.parametrize("shape", [(3, 3), (6, 6), (4, 6), (6, 4), (4, 2)])
 def test_kernel_size_must_be_twice_the_factor(shape):
-    """Square, and neither smaller nor larger than 2f (here 4)."""
+    """Square, and neither smaller nor larger than 2f (here 4); the error names the size."""
     for upsample in (up.transposed_conv, up.per_class_transposed_conv):
-        with pytest.raises(ValueError, match="not 2f x 2f"):
+        with pytest.raises(ValueError, match=re.escape(f"kernel {shape} is not 2f x 2f for "
+                                                       "factor 2")):
             upsample(jnp.zeros((1, 2, 2, 1)), jnp.zeros((*shape, 1, 1)), 2)
     up.check_kernel_size(jnp.zeros((4, 4, 1, 1)), 2)
     factor = 130  # sizes compared by value: ints past 256 are distinct objects in CPython
