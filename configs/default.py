@@ -174,6 +174,24 @@ def sgd_lr_sweep() -> list[dict]:
                           [{k: v for k, v in setting.items() if k != "optim.learning_rate"}])
 
 
+# How long FCN-32s keeps learning under PAPER_RECIPE: the evidence for STAGE_STEPS.
+CONVERGENCE_STEPS = 4000
+CONVERGENCE_EVAL_EVERY = 500
+
+
+def convergence_sweep() -> list[dict]:
+    """Step counts (section 4.1's recipe at this scale): FCN-32s from the classifier under
+    PAPER_RECIPE for ``CONVERGENCE_STEPS`` steps, evaluated every ``CONVERGENCE_EVAL_EVERY``,
+    five seeds. The rate is constant and nothing else depends on the step count, so a run's
+    evaluation at step n is the n-step run's result: one run per seed gives every shorter
+    count."""
+    setting = {**PAPER_RECIPE, "model.variant": "fcn32s", sweeps.INIT_KEY: CLASSIFIER_WEIGHTS,
+               "train.num_steps": CONVERGENCE_STEPS,
+               "train.eval_every": CONVERGENCE_EVAL_EVERY,
+               "train.checkpoint_every": CONVERGENCE_EVAL_EVERY}
+    return sweeps.product(sweeps.sweep("seed", STUDY_SEEDS), [setting])
+
+
 def skips_sweep() -> list[dict]:
     """Table 2 in miniature, five seeds, the paper's recipe: FCN-32s-fixed (only score_fr
     trained) and FCN-32s from the classifier, FCN-16s from that FCN-32s, FCN-8s from that
@@ -368,7 +386,8 @@ def quick_inputs(workdir: str) -> dict:
 
 # Named sweeps for ``python -m experiments.sweep --config configs/default.py --sweep NAME``.
 SWEEPS = {"lr_decoder": lr_decoder_sweep, "variant_seed": variant_seed_sweep,
-          "pretraining": pretraining_sweep, "sgd_lr": sgd_lr_sweep, "skips": skips_sweep,
+          "pretraining": pretraining_sweep, "sgd_lr": sgd_lr_sweep,
+          "convergence": convergence_sweep, "skips": skips_sweep,
           "backbones": backbones_sweep, "backbone_lr": backbone_lr_sweep,
           "upsampling": upsampling_sweep, "loss_sampling": loss_sampling_sweep,
           "balancing": balancing_sweep, "augmentation": augmentation_sweep,

@@ -117,27 +117,59 @@ def markdown_table(keys: list[str], rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def evaluation_curve(row: dict, by_name: dict) -> dict[int, dict]:
+    """{step: {seed: validation mean IU (%)}} of a row's trials' evaluations during training."""
+    curve: dict[int, dict] = {}
+    for name in row["trials"]:
+        seed = by_name[name]["overrides"].get(SEED_KEY)
+        for record in by_name[name]["logs"]:
+            if record["split"] == "eval" and record.get("mean_iu") is not None:
+                curve.setdefault(record["step"], {})[seed] = record["mean_iu"]
+    return curve
+
+
 def learning_table(rows: list[dict], trials: list[dict]) -> str:
     """Validation mean IU (%) at each evaluation step per setting, mean ± sample std over its
     trials: whether a run had converged when it stopped (the step counts' evidence)."""
     by_name = {t["name"]: t for t in trials}
-    curves, steps = [], set()
-    for row in rows:
-        curve: dict[int, list[float]] = {}
-        for name in row["trials"]:
-            for record in by_name[name]["logs"]:
-                if record["split"] == "eval" and record.get("mean_iu") is not None:
-                    curve.setdefault(record["step"], []).append(record["mean_iu"])
-        curves.append(curve)
-        steps |= curve.keys()
-    steps = sorted(steps)
+    curves = [evaluation_curve(row, by_name) for row in rows]
+    steps = sorted(set().union(*curves))
     lines = ["| setting | " + " | ".join(f"step {s}" for s in steps) + " |",
              "|---" * (len(steps) + 1) + "|"]
     for row, curve in zip(rows, curves):
-        cells = [(f"{np.mean(curve[s]):.2f}" + (f" ± {np.std(curve[s], ddof=1):.2f}"
-                                                 if len(curve[s]) > 1 else ""))
-                 if s in curve else "" for s in steps]
+        values = {s: list(curve[s].values()) for s in curve}
+        cells = [(f"{np.mean(values[s]):.2f}" + (f" ± {np.std(values[s], ddof=1):.2f}"
+                                                  if len(values[s]) > 1 else ""))
+                 if s in values else "" for s in steps]
         lines.append(f"| {arm_label(row)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def evaluation_gains(rows: list[dict], trials: list[dict]) -> list[dict]:
+    """Each setting's gain in validation mean IU from one evaluation to the next, paired by
+    seed (``paired_difference``, keyed by the later step): has the run stopped learning? Only
+    settings with two seeds and two evaluations."""
+    by_name = {t["name"]: t for t in trials}
+    found = []
+    for row in rows:
+        curve = evaluation_curve(row, by_name)
+        steps = sorted(curve)
+        gains = {later: paired_difference(curve[later], curve[earlier])
+                 for earlier, later in zip(steps, steps[1:])}
+        if any("low" in g for g in gains.values()):
+            found.append({"setting": row["setting"], "label": arm_label(row), "gains": gains})
+    return found
+
+
+def gain_table(found: list[dict]) -> str:
+    """``evaluation_gains`` as markdown: a column per later step, mean ± std [95% interval]."""
+    steps = sorted(set().union(*(f["gains"] for f in found)))
+    lines = ["| setting | " + " | ".join(f"to step {s}" for s in steps) + " |",
+             "|---" * (len(steps) + 1) + "|"]
+    for f in found:
+        cells = [" ".join(format_interval(f["gains"][s])) if s in f["gains"] else ""
+                 for s in steps]
+        lines.append(f"| {f['label']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -429,7 +461,7 @@ def report(sweep_dir: str) -> str:
         parts += [f"Final {split} metrics (%), sorted by mean IU"
                   + (" (mean ± sample std over seeds)" if SEED_KEY in keys else "") + ":", "",
                   markdown_table(keys, rows), ""]
-    study_payload = None
+    study_payload, gains = None, []
     if rows and manifest.get("study"):
         lines, study_payload = study_section(manifest["study"], rows, trials)
         figure_lines, figure_payload = study_figures_section(sweep_dir, manifest, rows, trials)
@@ -438,6 +470,11 @@ def report(sweep_dir: str) -> str:
     if rows and any(r["split"] == "eval" for t in trials for r in t["logs"]):
         parts += ["Validation mean IU (%) at each evaluation during training:", "",
                   learning_table(rows, trials), ""]
+        gains = evaluation_gains(rows, trials)
+        if gains:
+            parts += ["Gain in validation mean IU (points) since the previous evaluation, "
+                      "paired by seed: mean ± sample std of the gains and their 95% t "
+                      "interval:", "", gain_table(gains), ""]
     if states:
         parts += ["Not finished: " + ", ".join(f"`{n}` ({s})" for n, s in states.items()), ""]
     figures = write_figures(sweep_dir, keys, trials) if rows else []
@@ -446,6 +483,7 @@ def report(sweep_dir: str) -> str:
     with open(os.path.join(sweep_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(markdown)
     payload = {"swept_keys": keys, "rows": rows, "not_finished": states, "study": study_payload,
+               "gains": [{k: v for k, v in g.items() if k != "label"} for g in gains],
                "trials": [{"name": t["name"], "overrides": t["overrides"],
                            "metrics": t["results"]["metrics"] if t["results"] else None}
                           for t in trials]}

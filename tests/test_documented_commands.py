@@ -19,7 +19,7 @@ from tests.helpers import ROOT
 
 SWEEP_EMIT = "tests/test_sweeps.py::test_the_documented_study_commands_emit_their_trials"
 QUICK_STUDY = "tests/test_quick_studies.py::test_the_quick_form_of_each_study_runs_and_reports"
-STUDY_NAMES = ("sgd_lr", "skips", "backbones", "backbone_lr", "pretraining", "upsampling",
+STUDY_NAMES = ("sgd_lr", "convergence", "skips", "backbones", "backbone_lr", "pretraining", "upsampling",
                "loss_sampling", "balancing", "augmentation", "data_size", "precision",
                "learning_regime")
 TESTED = {

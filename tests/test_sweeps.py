@@ -423,7 +423,8 @@ def test_a_missing_start_file_stops_the_sweep_before_any_trial(tiny_config_file,
     assert not list((tmp_path / "sweep").glob("*/log.txt"))
 
 
-@pytest.mark.parametrize("sweep, ready, waiting", [("sgd_lr", 4, 0), ("pretraining", 10, 0),
+@pytest.mark.parametrize("sweep, ready, waiting", [("sgd_lr", 4, 0), ("convergence", 5, 0),
+                                                   ("pretraining", 10, 0),
                                                    ("skips", 15, 20), ("upsampling", 25, 0),
                                                    ("loss_sampling", 15, 0), ("balancing", 10, 0),
                                                    ("augmentation", 10, 0), ("data_size", 10, 0),
