@@ -274,9 +274,14 @@ def test_stage_links_name_a_trial_of_the_sweep():
         sweeps.parent_names(sweeps.name_trials(cycle))
 
 
+def chain(named: dict, parents: dict, name: str) -> list[dict]:
+    """A trial and its ancestors, by name."""
+    return [named[name]] + (chain(named, parents, parents[name]) if name in parents else [])
+
+
 def test_the_paper_studies_load_with_their_chains_and_arms():
     _, trials, study = sweeps.load_sweep("configs/default.py", "skips")
-    assert len(trials) == 7 * 5
+    assert len(trials) == 10 * 5
     named = dict(sweeps.name_trials(trials))
     parents = sweeps.parent_names(list(named.items()))
     for child, parent in parents.items():
@@ -287,12 +292,19 @@ def test_the_paper_studies_load_with_their_chains_and_arms():
         assert named[parent]["seed"] == named[child]["seed"]
         assert "optim.train_only" not in named[parent]
         assert "model.shift_stitch" not in named[parent]
-    assert len(parents) == 4 * 5
+    assert len(parents) == 5 * 5
     stitched_only = [t for t in trials if t.get("train.num_steps") == 0]
     assert len(stitched_only) == 5 and all(t["model.shift_stitch"] == 2 for t in stitched_only)
     arms = [study["reference"]] + [c["arm"] for c in study["claims"]]
+    arms += [c["versus"] for c in study["claims"] if "versus" in c]
     for arm in arms:
         assert sum(sweeps.matches(t, arm) for t in trials) == 5, arm
+    for claim in study["claims"]:  # every pair trained as long in all, stitching aside
+        arm, versus = claim["arm"], claim.get("versus", study["reference"])
+        steps = [{sum(t["train.num_steps"] for t in chain(named, parents, name))
+                  for name, t in named.items() if sweeps.matches(t, a)} for a in (arm, versus)]
+        if arm.get("train.num_steps") != 0:  # stitched at inference: its parent's steps
+            assert len(steps[0]) == 1 and steps[0] == steps[1], (claim["paper"], steps)
     for name in ("pretraining", "upsampling"):
         _, trials, study = sweeps.load_sweep("configs/default.py", name)
         assert [sum(sweeps.matches(t, c["arm"]) for t in trials)
@@ -425,7 +437,7 @@ def test_a_missing_start_file_stops_the_sweep_before_any_trial(tiny_config_file,
 
 @pytest.mark.parametrize("sweep, ready, waiting", [("sgd_lr", 4, 0), ("convergence", 5, 0),
                                                    ("pretraining", 10, 0),
-                                                   ("skips", 15, 20), ("upsampling", 25, 0),
+                                                   ("skips", 25, 25), ("upsampling", 25, 0),
                                                    ("loss_sampling", 15, 0), ("balancing", 10, 0),
                                                    ("augmentation", 10, 0), ("data_size", 10, 0),
                                                    ("precision", 10, 0),
