@@ -53,8 +53,37 @@ def load_trials(sweep_dir: str) -> tuple[dict, list[dict]]:
                        "parent": entry.get("parent"),
                        "results": read_json(results_path) if os.path.exists(results_path)
                        else None,
-                       "logs": read_metrics(trial_dir)})
+                       "logs": read_metrics(trial_dir), "launches": read_launches(trial_dir)})
     return manifest, trials
+
+
+def read_launches(trial_dir: str) -> list[dict]:
+    """The trial's launches as experiments.sweep recorded them (empty if none were)."""
+    path = os.path.join(trial_dir, "launches.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def code_versions(trials: list[dict]) -> dict:
+    """How many trials ran on each code version (a trial launched on several counts under
+    each; "not recorded" for trials run before launches were recorded)."""
+    counts: dict[str, int] = {}
+    for trial in trials:
+        for code in sorted({launch["code"] for launch in trial["launches"]}) or ["not recorded"]:
+            counts[code] = counts.get(code, 0) + 1
+    return counts
+
+
+def code_line(trials: list[dict]) -> str:
+    """The report's line on the code its trials ran: each version with its number of trials
+    and the most trials run at a time (``--parallel``), which their s/step depends on."""
+    versions = ", ".join(f"`{code}` ({n} trial{'s' * (n != 1)})"
+                         for code, n in code_versions(trials).items())
+    parallel = [launch["parallel"] for t in trials for launch in t["launches"]]
+    at_once = f"; up to {max(parallel)} trials at a time" if parallel else ""
+    return f"Code (`git describe` at each trial's launch): {versions}{at_once}."
 
 
 def group_rows(keys: list[str], trials: list[dict]) -> list[dict]:
@@ -456,6 +485,7 @@ def report(sweep_dir: str) -> str:
     if manifest["common_overrides"]:
         common = " ".join(f"`{k}={v}`" for k, v in manifest["common_overrides"].items())
         parts += [f"Common overrides: {common}", ""]
+    parts += [code_line(trials), ""]
     if rows:
         split = next(t["results"]["split"] for t in trials if t["results"] is not None)
         parts += [f"Final {split} metrics (%), sorted by mean IU"
@@ -482,9 +512,11 @@ def report(sweep_dir: str) -> str:
     markdown = "\n".join(parts).rstrip() + "\n"
     with open(os.path.join(sweep_dir, "report.md"), "w", encoding="utf-8") as f:
         f.write(markdown)
-    payload = {"swept_keys": keys, "rows": rows, "not_finished": states, "study": study_payload,
+    payload = {"swept_keys": keys, "code_versions": code_versions(trials),
+               "rows": rows, "not_finished": states, "study": study_payload,
                "gains": [{k: v for k, v in g.items() if k != "label"} for g in gains],
                "trials": [{"name": t["name"], "overrides": t["overrides"],
+                           "code": sorted({launch["code"] for launch in t["launches"]}),
                            "metrics": t["results"]["metrics"] if t["results"] else None}
                           for t in trials]}
     write_json(os.path.join(sweep_dir, "report.json"), payload)

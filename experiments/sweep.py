@@ -24,6 +24,9 @@ Trials share one persistent XLA compilation cache, ``WORKDIR/jax_cache`` (unless
 ``JAX_COMPILATION_CACHE_DIR`` names another), and the first trial of every program runs
 before the second of any: trials that differ only in seed or learning rate (inputs of the
 compiled programs, not constants in them) run the programs the first one compiled.
+Each launch of a trial appends a line to its ``launches.jsonl``: the code it ran
+(``git describe --always --dirty`` of this checkout), ``--parallel`` and the time, which the
+report summarises (a study's digits are those of the code it ran on).
 """
 
 import argparse
@@ -41,6 +44,7 @@ from fcn_jax.workdir import write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLL_SECONDS = 0.5
+LAUNCHES = "launches.jsonl"  # per trial: one line per launch (code version, --parallel, time)
 # Config keys that are inputs of a run's compiled programs, not constants in them (the model's
 # initialisation takes the seed, the train step the learning rate): trials differing only in
 # these share every program.
@@ -344,6 +348,25 @@ def trial_environment(workdir: str) -> dict:
             "JAX_COMPILATION_CACHE_DIR": os.path.join(workdir, "jax_cache")}
 
 
+def code_version() -> str:
+    """This checkout's commit as ``git describe --always --dirty`` names it ("-dirty": with
+    uncommitted changes), or "unknown" outside a git checkout or without git."""
+    try:
+        proc = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty",
+                               "--abbrev=12"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
+
+
+def record_launch(trial_dir: str, parallel: int) -> None:
+    """Append the code, ``--parallel`` and time of a trial's launch to its ``launches.jsonl``."""
+    launch = {"code": code_version(), "parallel": parallel,
+              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with open(os.path.join(trial_dir, LAUNCHES), "a", encoding="utf-8") as f:
+        f.write(json.dumps(launch) + "\n")
+
+
 def program_of(record: dict) -> str:
     """What decides a trial's compiled programs: its overrides but ``PROGRAM_INPUTS``."""
     return json.dumps({k: v for k, v in record["overrides"].items() if k not in PROGRAM_INPUTS},
@@ -385,6 +408,7 @@ def run_trials(records: list[dict], parallel: int, workdir: str) -> dict:
                 record = next_ready(queue, status, compiling)
                 if record is None:
                     break
+                record_launch(record["workdir"], parallel)
                 log = open(os.path.join(record["workdir"], "log.txt"), "a", encoding="utf-8")
                 proc = subprocess.Popen(record["command"], cwd=ROOT, stdout=log, env=env,
                                         stderr=subprocess.STDOUT, start_new_session=True)

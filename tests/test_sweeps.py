@@ -161,6 +161,12 @@ def test_sweep_runs_resumes_and_reports(tiny_config_file, tmp_path):
     status = json.loads((sweep_dir / "sweep_status.json").read_text())
     assert status == {trials[0]: "skipped (finished before)",
                       trials[1]: "skipped (finished before)", trials[2]: "finished"}
+    code = checkout_version()
+    launches = {t: [json.loads(line) for line in
+                    (sweep_dir / t / "launches.jsonl").read_text().splitlines()] for t in trials}
+    assert [len(launches[t]) for t in trials] == [1, 1, 2]  # the resumed trial twice
+    assert {(launch["code"], launch["parallel"]) for t in trials for launch in launches[t]} == {
+        (code, 2)}
 
     proc = run_module("experiments.report", str(sweep_dir))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -181,6 +187,20 @@ def test_sweep_runs_resumes_and_reports(tiny_config_file, tmp_path):
     assert float(rows["0.003"][6]) > 0  # s/step
     assert sorted(os.listdir(sweep_dir / "figures")) == [
         "confusion_best.png", "learning_curves.png", "mean_iu_vs_optim.learning_rate.png"]
+    assert (f"Code (`git describe` at each trial's launch): `{code}` (3 trials); up to 2 "
+            "trials at a time.") in (sweep_dir / "report.md").read_text()
+    assert json.loads((sweep_dir / "report.json").read_text())["code_versions"] == {code: 3}
+
+
+def checkout_version() -> str:
+    """This checkout's commit, abbreviated to 12 digits, "-dirty" with uncommitted changes to
+    tracked files ("unknown" outside a git checkout), computed apart from the sweep runner."""
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT,
+                          capture_output=True, text=True)
+    if head.returncode != 0:
+        return "unknown"
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT).returncode != 0
+    return head.stdout.strip() + "-dirty" * dirty
 
 
 @pytest.mark.slow
