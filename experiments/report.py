@@ -40,7 +40,8 @@ def read_json(path: str):
 
 
 def load_trials(sweep_dir: str) -> tuple[dict, list[dict]]:
-    """The sweep manifest and, per trial, its overrides, results (None if unfinished), logs."""
+    """The sweep manifest and, per trial, its overrides, results (None if unfinished), logs,
+    launches and the code versions they ran."""
     manifest_path = os.path.join(sweep_dir, "sweep.json")
     if not os.path.exists(manifest_path):
         raise FileNotFoundError(f"{manifest_path} not found: is {sweep_dir} a sweep directory?")
@@ -49,17 +50,19 @@ def load_trials(sweep_dir: str) -> tuple[dict, list[dict]]:
     for entry in manifest["trials"]:
         trial_dir = os.path.join(sweep_dir, entry["name"])
         results_path = os.path.join(trial_dir, "results.json")
+        launches = read_launches(trial_dir)
         trials.append({"name": entry["name"], "overrides": entry["overrides"],
                        "parent": entry.get("parent"),
                        "results": read_json(results_path) if os.path.exists(results_path)
                        else None,
-                       "logs": read_metrics(trial_dir), "launches": read_launches(trial_dir)})
+                       "logs": read_metrics(trial_dir), "launches": launches,
+                       "code": sorted({launch["code"] for launch in launches})})
     return manifest, trials
 
 
 def read_launches(trial_dir: str) -> list[dict]:
     """The trial's launches as experiments.sweep recorded them (empty if none were)."""
-    path = os.path.join(trial_dir, "launches.jsonl")
+    path = os.path.join(trial_dir, sweeps.LAUNCHES)
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8") as f:
@@ -71,7 +74,7 @@ def code_versions(trials: list[dict]) -> dict:
     each; "not recorded" for trials run before launches were recorded)."""
     counts: dict[str, int] = {}
     for trial in trials:
-        for code in sorted({launch["code"] for launch in trial["launches"]}) or ["not recorded"]:
+        for code in trial["code"] or ["not recorded"]:
             counts[code] = counts.get(code, 0) + 1
     return counts
 
@@ -516,7 +519,7 @@ def report(sweep_dir: str) -> str:
                "rows": rows, "not_finished": states, "study": study_payload,
                "gains": [{k: v for k, v in g.items() if k != "label"} for g in gains],
                "trials": [{"name": t["name"], "overrides": t["overrides"],
-                           "code": sorted({launch["code"] for launch in t["launches"]}),
+                           "code": t["code"],
                            "metrics": t["results"]["metrics"] if t["results"] else None}
                           for t in trials]}
     write_json(os.path.join(sweep_dir, "report.json"), payload)

@@ -44,7 +44,6 @@ from fcn_jax.workdir import write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLL_SECONDS = 0.5
-LAUNCHES = "launches.jsonl"  # per trial: one line per launch (code version, --parallel, time)
 # Config keys that are inputs of a run's compiled programs, not constants in them (the model's
 # initialisation takes the seed, the train step the learning rate): trials differing only in
 # these share every program.
@@ -363,7 +362,7 @@ def record_launch(trial_dir: str, parallel: int) -> None:
     """Append the code, ``--parallel`` and time of a trial's launch to its ``launches.jsonl``."""
     launch = {"code": code_version(), "parallel": parallel,
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    with open(os.path.join(trial_dir, LAUNCHES), "a", encoding="utf-8") as f:
+    with open(os.path.join(trial_dir, sweeps.LAUNCHES), "a", encoding="utf-8") as f:
         f.write(json.dumps(launch) + "\n")
 
 

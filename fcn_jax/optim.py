@@ -94,3 +94,9 @@ def build(optim: ml_collections.ConfigDict, num_steps: int,
     if optim.train_only:  # only then: checkpoints of ordinary runs keep their state layout
         transforms["frozen"] = optax.set_to_zero()
     return optax.multi_transform(transforms, labeller(tuple(optim.train_only)))
+
+
+def initial_state(tx: optax.GradientTransformation, params) -> optax.OptState:
+    """``tx.init(params)`` as one compiled program: the same zeros, without the small program
+    per parameter shape that initialising op by op compiles."""
+    return jax.jit(tx.init)(params)

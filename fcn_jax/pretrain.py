@@ -167,7 +167,7 @@ def train_classifier(config: ml_collections.ConfigDict, workdir: str) -> dict:
     dp.check_batch_size(config.train.batch_size)
     dp.check_batch_size(config.eval.batch_size, "eval.batch_size")
     state = dp.put_replicated({"step": np.zeros((), np.int32), "params": params,
-                               "opt_state": tx.init(params),
+                               "opt_state": optim.initial_state(tx, params),
                                "rng": jax.random.PRNGKey(config.seed)})
     pieces = {"graphdef": graphdef, "constants": constants}
     step = dp.wrap(functools.partial(classifier_step, tx=tx, **pieces), num_args=2, donate=(0,))

@@ -66,8 +66,9 @@ class Run:
                   f"{', '.join(report['kept_init']) or '-'}")
         self.graphdef, params, self.constants = nnx.split(model, nnx.Param, ...)
         self.schedule = optim.learning_rate_schedule(config.optim, config.train.num_steps)
+        tx = optim.build(config.optim, config.train.num_steps)
         self.state = {"step": np.zeros((), np.int32), "params": params,
-                      "opt_state": optim.build(config.optim, config.train.num_steps).init(params),
+                      "opt_state": optim.initial_state(tx, params),
                       "rng": jax.random.PRNGKey(config.seed)}
         check_class_weights(config.loss, self.num_classes)
         pieces = {"graphdef": self.graphdef, "constants": self.constants,

@@ -37,6 +37,7 @@ EXPECTATIONS = ("higher", "lower", "same")
 CLAIM_FIELDS = {"arm", "versus", "expect", "paper", "margin"}
 STUDY_FIELDS = {"reference", "claims", "prediction_grid", "coarse_upper_bound", "backbone_table"}
 SEED_KEY = "seed"                   # trials that differ only in it are one setting's repeats
+LAUNCHES = "launches.jsonl"         # per trial: a line per launch (code, --parallel, time)
 
 
 def sweep(key: str, values) -> list[dict]:

@@ -91,4 +91,4 @@ def load_state_dict(model: Classifier, arrays: dict) -> None:
         value = np.asarray(arrays[f"{names[layer]}.{leaf}"])
         if leaf == "weight":
             value = value.T if value.ndim == 2 else value.transpose(2, 3, 1, 0)
-        variable[...] = value
+        pretrained.assign(variable, value)
