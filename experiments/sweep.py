@@ -1,10 +1,11 @@
-"""Run a named config sweep, one ``fcn_jax.main`` subprocess per trial, resumably.
+"""Run a named config sweep, one ``fcn_jax.main`` process per trial, resumably.
 
     python -m experiments.sweep --config configs/default.py --sweep lr_decoder \\
         --workdir workdirs/lr_decoder [--parallel 2] [--config.train.num_steps=500]
 
 Each trial trains in ``WORKDIR/<trial name>`` (its ``config.json`` is the resolved config,
-``log.txt`` its output). A trial with ``results.json`` is finished and skipped; any other is
+``log.txt`` its output), started by ``experiments.launcher`` (on Linux forked from a process
+that imported ``fcn_jax.main`` once). A trial with ``results.json`` is finished and skipped; any other is
 (re)started and resumes from its checkpoints. A failing trial does not stop the others; the
 command exits non-zero if any failed. A rerun with other common overrides (or a trial whose
 overrides changed) is refused, naming them. SIGTERM/SIGINT is forwarded to the running
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import time
 
+from experiments.launcher import TrialLauncher
 from fcn_jax import config_checks, config_cli, sweeps
 from fcn_jax.preemption import EXIT_PREEMPTED, SIGNALS
 from fcn_jax.workdir import write_json
@@ -394,7 +396,7 @@ def run_trials(records: list[dict], parallel: int, workdir: str) -> dict:
     status = {r["name"]: "skipped (finished before)" for r in records if is_finished(r)}
     queue = first_of_each_program_first([r for r in records if not is_finished(r)])
     compiled = {program_of(r) for r in records if r["name"] in status}
-    env = trial_environment(workdir)
+    launcher = TrialLauncher(ROOT, trial_environment(workdir))
     running: dict[str, tuple] = {}
     done = len(status)
     failed = 0
@@ -409,8 +411,7 @@ def run_trials(records: list[dict], parallel: int, workdir: str) -> dict:
                     break
                 record_launch(record["workdir"], parallel)
                 log = open(os.path.join(record["workdir"], "log.txt"), "a", encoding="utf-8")
-                proc = subprocess.Popen(record["command"], cwd=ROOT, stdout=log, env=env,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                proc = launcher.start(record["command"], log)
                 running[record["name"]] = (proc, log, time.monotonic(), record)
             for name, (proc, log, start, record) in list(running.items()):
                 if proc.poll() is None:

@@ -225,3 +225,33 @@ def test_import_weights_command_reports_and_resaves(tmp_path):
     proc = subprocess.run(command[:-2] + ["--weights", write(tmp_path / "bad.npz", sd)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "missing: score_pool4.bias" in proc.stderr
+
+
+def lowerings_during(action) -> int:
+    """How many programs JAX lowers (to compile or to look up in a cache) while ``action``
+    runs."""
+    events = []
+
+    def listen(event, _seconds, **_kwargs):
+        if event == "/jax/core/compile/jaxpr_to_mlir_module_duration":
+            events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        action()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    return len(events)
+
+
+def test_loading_weights_compiles_nothing_and_casts_to_the_variables_dtype(tmp_path):
+    """Each array is placed as it is (float64 in the file, float32 in the model), not written
+    in place by a program compiled per shape, which cost every run about a second."""
+    sd = ref.random_state_dict("fcn8s", 2, CHANNELS, FC, CLASSES, bilinear=True)
+    path = write(tmp_path / "fcn8s.npz", {k: v.astype(np.float64) for k, v in sd.items()})
+    model = fcn("fcn8s", caffe=True)
+    assert lowerings_during(lambda: pretrained.initialise(model, path)) == 0
+    variables = pretrained.model_variables(model)
+    for name, value in pretrained.reference_arrays(model).items():
+        assert variables[name].get_value().dtype == np.float32
+        np.testing.assert_array_equal(value, sd[name].astype(np.float32))
