@@ -7,9 +7,10 @@ Each trial trains in ``WORKDIR/<trial name>`` (its ``config.json`` is the resolv
 ``log.txt`` its output), started by ``experiments.launcher`` (on Linux forked from a process
 that imported ``fcn_jax.main`` once). A trial with ``results.json`` is finished and skipped;
 any other is (re)started and resumes from its checkpoints. A failing trial does not stop the
-others; the command exits non-zero if any failed. A rerun with other common overrides (or a trial whose
-overrides changed) is refused, naming them. SIGTERM/SIGINT is forwarded to the running
-trials, which save a checkpoint and stop; no new trial starts, and the command exits with 75.
+others; the command exits non-zero if any failed. A rerun with other common overrides (or a
+trial whose overrides changed) is refused, naming them. SIGTERM/SIGINT is forwarded to the
+running trials, which save a checkpoint and stop; no new trial starts, and the command exits
+with 75.
 A staged trial (``sweeps.stages``) starts once its parent finished, from the parent's workdir
 (``model.init_from``); when the parent fails (or is interrupted), it is not started.
 ``--emit-commands FILE`` writes one shell command per unfinished trial that can start now
