@@ -89,6 +89,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.checkpoint_every = 250
     c.train.max_checkpoints = 2
     c.train.num_overlays = 4              # validation images rendered at each evaluation
+    c.train.continue_from = ""            # a workdir of this run, shorter: train it further
 
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 16
@@ -216,7 +217,8 @@ def skips_sweep() -> list[dict]:
     that FCN-32s stitched at inference only (0 steps), as the paper introduces the trick.
     Beside each finer net, the coarser one trained as long (no run here has converged, so
     steps alone raise mean IU: ``convergence``): FCN-32s from the classifier for FCN-16s's and
-    FCN-8s's steps in all, and FCN-16s from that FCN-32s for FCN-8s's."""
+    FCN-8s's steps in all, and FCN-16s from that FCN-32s for FCN-8s's: each the shorter run
+    trained further (``sweeps.lengthened``), which the fixed rate makes the same run."""
     trials = []
     for seed in STUDY_SEEDS:
         common = {**PAPER_RECIPE, "seed": seed, **EVAL_EVERY}
@@ -226,19 +228,18 @@ def skips_sweep() -> list[dict]:
             return {"model.variant": variant, "train.num_steps": STAGE_STEPS[variant]}
 
         trials.append({**start, **stage("fcn32s"), "optim.train_only": ("score_fr",)})
-        trials += sweeps.stages({**start, **stage("fcn32s")}, {**common, **stage("fcn16s")},
-                                {**common, **stage("fcn8s")})
+        fcn32s, fcn16s, fcn8s = sweeps.stages({**start, **stage("fcn32s")},
+                                              {**common, **stage("fcn16s")},
+                                              {**common, **stage("fcn8s")})
+        trials += [fcn32s, fcn16s, fcn8s]
         for steps in (STAGE_STEPS["fcn16s"], 0):  # trained with it, or only stitched
             trials.append({**common, "model.variant": "fcn32s", "model.shift_stitch": 2,
                            "train.num_steps": steps,
-                           sweeps.PARENT: {**start, **stage("fcn32s")}})
+                           sweeps.PARENT: fcn32s})
         trials.append({**start, "model.variant": "fcn8s", "model.skip_scales": (0.01, 1e-4),
                        "train.num_steps": sum(STAGE_STEPS.values())})
-        for steps in EQUAL_STEPS["fcn32s"]:
-            trials.append({**start, "model.variant": "fcn32s", "train.num_steps": steps})
-        trials.append({**common, "model.variant": "fcn16s",
-                       "train.num_steps": EQUAL_STEPS["fcn16s"],
-                       sweeps.PARENT: {**start, **stage("fcn32s")}})
+        trials += sweeps.lengthened(fcn32s, *EQUAL_STEPS["fcn32s"])
+        trials += sweeps.lengthened(fcn16s, EQUAL_STEPS["fcn16s"])
     return trials
 
 

@@ -97,7 +97,7 @@ def group_rows(keys: list[str], trials: list[dict]) -> list[dict]:
         row = groups.setdefault(json.dumps(setting), {"setting": setting, "trials": [],
                                                       "staged": False})
         row["trials"].append(trial["name"])
-        row["staged"] |= trial["parent"] is not None
+        row["staged"] |= sweeps.PARENT in trial["overrides"]
         row.setdefault("step_seconds", []).append(seconds_per_step(trial["logs"]))
         for name, _ in METRICS:
             row.setdefault("values", {}).setdefault(name, []).append(

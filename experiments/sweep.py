@@ -12,7 +12,9 @@ trial whose overrides changed) is refused, naming them. SIGTERM/SIGINT is forwar
 running trials, which save a checkpoint and stop; no new trial starts, and the command exits
 with 75.
 A staged trial (``sweeps.stages``) starts once its parent finished, from the parent's workdir
-(``model.init_from``); when the parent fails (or is interrupted), it is not started.
+(``model.init_from``); when the parent fails (or is interrupted), it is not started. A longer
+run (``sweeps.lengthened``) waits the same way for the run it continues
+(``train.continue_from``).
 ``--emit-commands FILE`` writes one shell command per unfinished trial that can start now
 instead of running them (e.g. for a SLURM job array); staged trials follow in a later emit,
 once their parents finished.
@@ -118,16 +120,17 @@ def prepare(args: argparse.Namespace) -> list[dict]:
             raise ValueError(f"{workdir} holds the {forms[0]} form of sweep {args.sweep!r}, not "
                              f"its {forms[1]} form; choose another --workdir")
         check_unchanged(workdir, old, args.common, named)
-    parents = sweeps.parent_names(named)
+    links = sweeps.parent_links(named)
     quick_files = {full: quick for full, (quick, _) in args.quick_inputs.items()}
     records = []
     for name, overrides in named:
         trial_dir = os.path.join(workdir, name)
         config = {k: quick_files.get(v, v) if isinstance(v, str) else v
                   for k, v in configs[name].items()}
-        if name in parents:
-            config[sweeps.INIT_KEY] = os.path.join(workdir, parents[name])
-        records.append({"name": name, "overrides": overrides, "parent": parents.get(name),
+        for key, parent in links.get(name, {}).items():
+            config[key] = os.path.join(workdir, parent)
+        parent = sweeps.wait_for(links[name]) if name in links else None
+        records.append({"name": name, "overrides": overrides, "parent": parent,
                         "init_from": config.get(sweeps.INIT_KEY, ""), "workdir": trial_dir,
                         "command": trial_command(config_arg, trial_dir, config)})
     os.makedirs(workdir, exist_ok=True)

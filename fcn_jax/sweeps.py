@@ -7,7 +7,9 @@ A config file defines named sweeps next to ``get_config`` in a module-level dict
 
 Each sweep is a list of override dicts ``{"dotted.key": value}``, one per trial. A staged
 trial (paper section 4.2: FCN-16s starts from the trained FCN-32s, FCN-8s from FCN-16s) also
-holds ``PARENT``: the overrides of the trial whose workdir initialises it (``stages``).
+holds ``PARENT``: the overrides of the trial whose workdir initialises it (``stages``). A
+longer run of a trial holds ``CONTINUES``: the trial it trains further instead of repeating
+its steps (``lengthened``; fcn_jax/continuation.py).
 
 A config file may describe a sweep as a study in a module-level ``STUDIES`` dict (same name):
 ``{"reference": {key: value}, "claims": [{"arm": {key: value}, "versus": {key: value},
@@ -33,6 +35,10 @@ import ml_collections
 MAX_NAME_LENGTH = 120
 PARENT = "@parent"                  # a trial's key: the overrides of the trial it starts from
 INIT_KEY = "model.init_from"        # what a staged trial's parent workdir is passed as
+CONTINUES = "@continues"            # a trial's key: the overrides of the shorter run it extends
+CONTINUE_KEY = "train.continue_from"  # what that run's workdir is passed as
+LINKS = {PARENT: INIT_KEY, CONTINUES: CONTINUE_KEY}
+STEPS_KEY = "train.num_steps"       # the one config value a longer run changes
 EXPECTATIONS = ("higher", "lower", "same")
 CLAIM_FIELDS = {"arm", "versus", "expect", "paper", "margin"}
 STUDY_FIELDS = {"reference", "claims", "prediction_grid", "coarse_upper_bound", "backbone_table"}
@@ -74,9 +80,21 @@ def stages(*trials: dict) -> list[dict]:
     return chain
 
 
+def lengthened(trial: dict, *num_steps: int) -> list[dict]:
+    """``trial``'s run trained on to each of ``num_steps`` in turn, each trial continuing the
+    previous one's workdir: under a fixed learning rate (section 4.1) the first n steps of a
+    longer run are the n-step run, so each count costs only its extra steps."""
+    chain, previous = [], trial
+    for steps in num_steps:
+        previous = {**previous, STEPS_KEY: steps,
+                    CONTINUES: {k: v for k, v in previous.items() if k != CONTINUES}}
+        chain.append(previous)
+    return chain
+
+
 def config_overrides(trial: dict) -> dict:
-    """A trial's config overrides (its ``PARENT`` link left out)."""
-    return {k: v for k, v in trial.items() if k != PARENT}
+    """A trial's config overrides (its ``PARENT`` and ``CONTINUES`` links left out)."""
+    return {k: v for k, v in trial.items() if k not in LINKS}
 
 
 def merge(overrides) -> dict:
@@ -170,30 +188,55 @@ def name_trials(trials: list[dict]) -> list[tuple[str, dict]]:
     return named
 
 
-def parent_names(named: list[tuple[str, dict]]) -> dict[str, str]:
-    """{trial name: its parent's name} for the staged trials; a parent that is not a trial of
-    the sweep, a trial that also sets ``model.init_from``, or a cycle is an error."""
-    by_overrides = {repr(sorted(config_overrides(t).items())): name for name, t in named}
-    parents = {}
+def parent_links(named: list[tuple[str, dict]]) -> dict[str, dict[str, str]]:
+    """{trial name: {config key: name of the trial whose workdir it is passed}} for the
+    trials with links (``LINKS``). A linked trial that is not a trial of the sweep, a staged
+    trial that also sets ``model.init_from``, a longer run that changes more than the step
+    count of the run it continues, or a cycle is an error."""
+    by_overrides = {repr(sorted(config_overrides(t).items())): (name, t) for name, t in named}
+    links = {}
     for name, trial in named:
-        if PARENT not in trial:
-            continue
-        if INIT_KEY in trial:
+        if PARENT in trial and INIT_KEY in trial:
             raise ValueError(f"trial {name!r} sets both {PARENT} and {INIT_KEY}: its parent's "
                              "workdir is what initialises it")
-        parent = by_overrides.get(repr(sorted(dict(trial[PARENT]).items())))
-        if parent is None:
-            raise ValueError(f"trial {name!r}: its parent {trial[PARENT]} is not a trial of "
-                             "the sweep")
-        parents[name] = parent
-    for name in parents:
+        for link, key in LINKS.items():
+            if link not in trial:
+                continue
+            found = by_overrides.get(repr(sorted(config_overrides(trial[link]).items())))
+            if found is None:
+                what = "parent" if link == PARENT else "shorter run"
+                raise ValueError(f"trial {name!r}: its {what} {trial[link]} is not a trial of "
+                                 "the sweep")
+            if link == CONTINUES:
+                check_continues(name, trial, found[1])
+            links.setdefault(name, {})[key] = found[0]
+    for name in links:
         seen, node = {name}, name
-        while node in parents:
-            node = parents[node]
+        while node in links:
+            node = wait_for(links[node])
             if node in seen:
                 raise ValueError(f"trial {name!r}: its chain of parents is a cycle")
             seen.add(node)
-    return parents
+    return links
+
+
+def check_continues(name: str, trial: dict, shorter: dict) -> None:
+    """A longer run changes only the step count of the run it continues, to more steps."""
+    def rest(t):
+        return as_json({k: v for k, v in t.items() if k not in (STEPS_KEY, CONTINUES)})
+    if rest(trial) != rest(shorter) or trial.get(STEPS_KEY, 0) <= shorter.get(STEPS_KEY, 0):
+        raise ValueError(f"trial {name!r}: it continues {config_overrides(shorter)}, so it "
+                         f"must differ from that trial only in a larger {STEPS_KEY}")
+
+
+def wait_for(links: dict[str, str]) -> str:
+    """The trial a linked trial waits for: the run it continues, else its parent."""
+    return links.get(CONTINUE_KEY, links.get(INIT_KEY))
+
+
+def parent_names(named: list[tuple[str, dict]]) -> dict[str, str]:
+    """{trial name: the trial it waits for} for the linked trials (``parent_links``)."""
+    return {name: wait_for(links) for name, links in parent_links(named).items()}
 
 
 def settings(trials: list[dict]) -> list[dict]:

@@ -3,8 +3,9 @@
 ``train_and_evaluate(config, workdir)`` trains a ``run.Run`` with periodic evaluation, logs to
 ``metrics.jsonl`` and TensorBoard, renders prediction overlays, checkpoints with orbax and
 resumes automatically: running the same command again continues from the latest checkpoint
-(model, optimiser, step, RNG; the data position is the step). The final scores are written
-by ``evaluate.finish``.
+(model, optimiser, step, RNG; the data position is the step). A new workdir with
+``train.continue_from`` starts from another run's latest checkpoint instead (continuation.py).
+The final scores are written by ``evaluate.finish``.
 """
 
 import contextlib
@@ -16,7 +17,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from fcn_jax import backends, config_checks, evaluate, metrics
+from fcn_jax import backends, config_checks, continuation, evaluate, metrics
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.data import pipeline
 from fcn_jax.preemption import Preempted, StopRequests
@@ -44,12 +45,20 @@ def train_locked(config: ml_collections.ConfigDict, workdir: str, is_chief: bool
     checkpointer = Checkpointer(workdir, config.train.max_checkpoints)
     try:
         resuming = checkpointer.latest_step() is not None
-        trainer = Run(config, workdir, init_from="" if resuming else config.model.init_from)
+        continuing = not resuming and bool(config.train.continue_from)
+        continued_step = continuation.check(config) if continuing else None
+        trainer = Run(config, workdir, init_from="" if resuming or continuing
+                      else config.model.init_from)
         state = trainer.state
         if resuming:
             state = restore_checked(checkpointer, state, config, workdir)
             print(f"resumed from {checkpointer.directory} at step {int(state['step'])}")
+        elif continuing:
+            state = continuation.restore(config, state)
+            print(f"continuing {config.train.continue_from} from its step {continued_step}")
         if is_chief:
+            if continuing:
+                continuation.copy_log(config, workdir, continued_step)
             print(backends.describe(config.model.fast_paths))
             write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
             write_json(os.path.join(workdir, "classes.json"),  # for fcn_jax.predict

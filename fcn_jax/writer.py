@@ -36,6 +36,7 @@ def import_summary_writer():
 SummaryWriter = import_summary_writer()
 
 UNITS = "percent"
+LOG_NAME = "metrics.jsonl"
 # Scalars computed as fractions in [0, 1] and logged as percent (a list: per class).
 FRACTIONS = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu", "per_class_iu", "boundary_f",
              "boundary_precision", "boundary_recall", "accuracy", "top1_accuracy")
@@ -56,7 +57,7 @@ class MetricWriter:
 
     def __init__(self, workdir: str, enabled: bool = True):
         self.enabled = enabled
-        self.path = os.path.join(workdir, "metrics.jsonl")
+        self.path = os.path.join(workdir, LOG_NAME)
         self.tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard")) if enabled else None
 
     def write(self, step: int, split: str, scalars: dict) -> None:
@@ -118,7 +119,7 @@ def to_json(value):
 def read_metrics(workdir: str) -> list[dict]:
     """All records of ``<workdir>/metrics.jsonl`` (empty list if none), in percent: records
     of older logs, which held fractions and no ``units``, are converted."""
-    path = os.path.join(workdir, "metrics.jsonl")
+    path = os.path.join(workdir, LOG_NAME)
     if not os.path.exists(path):
         return []
     with open(path, encoding="utf-8") as f:

@@ -14,6 +14,7 @@ from configs import default
 from experiments import report, study_figures, sweep
 from fcn_jax import data, sweeps
 from fcn_jax.data import pipeline
+from fcn_jax.writer import read_metrics
 from tests.helpers import run_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,6 +45,7 @@ def get_config():
     return c
 
 
+SHORTER = {{"optim.schedule": "constant", "train.num_steps": 2}}
 SWEEPS = {{
     "grid": lambda: (sweeps.product(sweeps.sweep("optim.learning_rate", [1e-3]),
                                     sweeps.sweep("seed", [0, 1]))
@@ -55,6 +57,10 @@ SWEEPS = {{
                        + sweeps.stages({{"seed": 1, "train.batch_size": 3}},
                                        {{"model.variant": "fcn16s", "seed": 1}})),
     "figure": lambda: sweeps.stages({{"seed": 0}}, {{"model.variant": "fcn16s", "seed": 0}}),
+    # a 2-step run trained on to 4, beside the 4-step run (logged every 2 steps, which changes
+    # none of its numbers)
+    "longer": lambda: ([SHORTER] + sweeps.lengthened(SHORTER, 4)
+                       + [{{**SHORTER, "train.num_steps": 4, "train.log_every": 2}}]),
 }}
 STUDIES = {{"figure": {{"reference": {{"model.variant": None}},
                        "prediction_grid": {{"32s": {{"model.variant": None}},
@@ -277,6 +283,38 @@ def test_a_staged_trial_starts_from_its_parents_workdir_after_it(tiny_config_fil
     assert "resumed from" in (child / "log.txt").read_text()
 
 
+@pytest.mark.slow
+def test_a_longer_run_continues_the_shorter_ones_workdir_and_equals_the_direct_run(
+        tiny_config_file, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = ["--config", tiny_config_file, "--sweep", "longer", "--workdir", str(sweep_dir)]
+    proc = run_module("experiments.sweep", *args, "--parallel", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shorter, longer = sweep_dir / "num_steps=2", sweep_dir / "num_steps=4"
+    direct = sweep_dir / "num_steps=4,log_every=2"
+    config = json.loads((longer / "config.json").read_text())
+    assert config["train"]["continue_from"] == str(shorter)
+    assert f"continuing {shorter} from its step 2" in (longer / "log.txt").read_text()
+    assert os.path.getmtime(shorter / "results.json") <= os.path.getmtime(longer / "config.json")
+    results = [json.loads((d / "results.json").read_text()) for d in (longer, direct)]
+    assert results[0]["metrics"] == results[1]["metrics"]
+    assert [r["step"] for r in read_metrics(str(longer)) if r["split"] == "eval"] == [1, 2, 3, 4]
+
+
+def test_a_longer_run_changes_only_the_step_count_of_the_run_it_continues():
+    shorter = {"seed": 0, "train.num_steps": 2}
+    named = sweeps.name_trials([shorter, *sweeps.lengthened(shorter, 4, 6)])
+    assert sweeps.parent_names(named) == {"num_steps=4": "num_steps=2",
+                                          "num_steps=6": "num_steps=4"}
+    assert sweeps.parent_links(named)["num_steps=6"] == {sweeps.CONTINUE_KEY: "num_steps=4"}
+    other = {**shorter, "train.num_steps": 4, "seed": 1, sweeps.CONTINUES: shorter}
+    fewer = {**shorter, "train.num_steps": 1, sweeps.CONTINUES: shorter}
+    for bad in (other, fewer):
+        with pytest.raises(ValueError, match="must differ from that trial only in a larger "
+                                             "train.num_steps"):
+            sweeps.parent_links(sweeps.name_trials([shorter, bad]))
+
+
 def test_stage_links_name_a_trial_of_the_sweep():
     chain = sweeps.stages({"seed": 0}, {"model.variant": "fcn16s"}, {"model.variant": "fcn8s"})
     assert chain[2][sweeps.PARENT] == {"model.variant": "fcn16s"}
@@ -294,25 +332,33 @@ def test_stage_links_name_a_trial_of_the_sweep():
         sweeps.parent_names(sweeps.name_trials(cycle))
 
 
-def chain(named: dict, parents: dict, name: str) -> list[dict]:
-    """A trial and its ancestors, by name."""
-    return [named[name]] + (chain(named, parents, parents[name]) if name in parents else [])
+def steps_in_all(named: dict, links: dict, name: str) -> int:
+    """A trial's steps from the classifier: its own, and its parent's in all (a longer run's
+    own count already holds the steps of the run it continues)."""
+    parent = links.get(name, {}).get(sweeps.INIT_KEY)
+    return named[name]["train.num_steps"] + (steps_in_all(named, links, parent) if parent else 0)
 
 
 def test_the_paper_studies_load_with_their_chains_and_arms():
     _, trials, study = sweeps.load_sweep("configs/default.py", "skips")
     assert len(trials) == 10 * 5
     named = dict(sweeps.name_trials(trials))
-    parents = sweeps.parent_names(list(named.items()))
-    for child, parent in parents.items():
-        variants = (named[parent]["model.variant"], named[child]["model.variant"],
-                    named[child].get("model.shift_stitch"))
-        assert variants in {("fcn32s", "fcn16s", None), ("fcn16s", "fcn8s", None),
-                            ("fcn32s", "fcn32s", 2)}
-        assert named[parent]["seed"] == named[child]["seed"]
-        assert "optim.train_only" not in named[parent]
-        assert "model.shift_stitch" not in named[parent]
-    assert len(parents) == 5 * 5
+    links = sweeps.parent_links(list(named.items()))
+    for child, linked in links.items():
+        for key, parent in linked.items():
+            assert named[parent]["seed"] == named[child]["seed"]
+            if key == sweeps.CONTINUE_KEY:  # the same run, trained further
+                assert named[parent]["train.num_steps"] < named[child]["train.num_steps"]
+                assert ({**sweeps.config_overrides(named[parent]), "train.num_steps": 0}
+                        == {**sweeps.config_overrides(named[child]), "train.num_steps": 0})
+                continue
+            variants = (named[parent]["model.variant"], named[child]["model.variant"],
+                        named[child].get("model.shift_stitch"))
+            assert variants in {("fcn32s", "fcn16s", None), ("fcn16s", "fcn8s", None),
+                                ("fcn32s", "fcn32s", 2)}
+            assert "optim.train_only" not in named[parent]
+            assert "model.shift_stitch" not in named[parent]
+    assert sorted(len(linked) for linked in links.values()) == [1] * 6 * 5 + [2] * 5
     stitched_only = [t for t in trials if t.get("train.num_steps") == 0]
     assert len(stitched_only) == 5 and all(t["model.shift_stitch"] == 2 for t in stitched_only)
     arms = [study["reference"]] + [c["arm"] for c in study["claims"]]
@@ -321,8 +367,8 @@ def test_the_paper_studies_load_with_their_chains_and_arms():
         assert sum(sweeps.matches(t, arm) for t in trials) == 5, arm
     for claim in study["claims"]:  # every pair trained as long in all, stitching aside
         arm, versus = claim["arm"], claim.get("versus", study["reference"])
-        steps = [{sum(t["train.num_steps"] for t in chain(named, parents, name))
-                  for name, t in named.items() if sweeps.matches(t, a)} for a in (arm, versus)]
+        steps = [{steps_in_all(named, links, name) for name, t in named.items()
+                  if sweeps.matches(t, a)} for a in (arm, versus)]
         if arm.get("train.num_steps") != 0:  # stitched at inference: its parent's steps
             assert len(steps[0]) == 1 and steps[0] == steps[1], (claim["paper"], steps)
     for name in ("pretraining", "upsampling"):
@@ -457,7 +503,7 @@ def test_a_missing_start_file_stops_the_sweep_before_any_trial(tiny_config_file,
 
 @pytest.mark.parametrize("sweep, ready, waiting", [("sgd_lr", 4, 0), ("convergence", 5, 0),
                                                    ("pretraining", 10, 0),
-                                                   ("skips", 25, 25), ("upsampling", 25, 0),
+                                                   ("skips", 15, 35), ("upsampling", 25, 0),
                                                    ("loss_sampling", 15, 0), ("balancing", 10, 0),
                                                    ("augmentation", 10, 0), ("data_size", 10, 0),
                                                    ("precision", 10, 0),
