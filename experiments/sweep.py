@@ -29,8 +29,11 @@ Trials share one persistent XLA compilation cache, ``WORKDIR/jax_cache`` (unless
 before the second of any: trials that differ only in seed or learning rate (inputs of the
 compiled programs, not constants in them) run the programs the first one compiled.
 Each launch of a trial appends a line to its ``launches.jsonl``: the code it ran
-(``git describe --always --dirty`` of this checkout), ``--parallel`` and the time, which the
-report summarises (a study's digits are those of the code it ran on).
+(``git describe --always --dirty`` of this checkout), ``--parallel``, the time and its start
+file's sha256, which the report summarises (a study's digits are those of the code it ran on).
+``--reuse-from DIR`` copies each trial that a finished trial of another sweep (in DIR) already
+ran, the same resolved config from a start file of the same contents, instead of training it
+again (``experiments/reuse.py``); the copy keeps the launches of the code it ran.
 """
 
 import argparse
@@ -42,6 +45,7 @@ import subprocess
 import sys
 import time
 
+from experiments import reuse
 from experiments.launcher import TrialLauncher
 from fcn_jax import config_checks, config_cli, sweeps
 from fcn_jax.preemption import EXIT_PREEMPTED, SIGNALS
@@ -68,6 +72,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--parallel", type=int, default=1, help="trials run at once")
     parser.add_argument("--emit-commands", metavar="FILE",
                         help="write one command per unfinished trial to FILE; run nothing")
+    parser.add_argument("--reuse-from", metavar="DIR", action="append", default=[],
+                        help="copy each trial that a finished trial of another sweep in DIR (a "
+                        "sweep directory, or a directory of them) already ran, same resolved "
+                        "config and start file, instead of training it again")
     parser.add_argument("--quick", action="store_true",
                         help="the study's quick form: its trials on the smoke config, seconds "
                         "each (the config file's quick_trial), to try it end to end")
@@ -98,7 +106,7 @@ def prepare(args: argparse.Namespace) -> list[dict]:
     workdir = os.path.abspath(args.workdir)
     base, trials, study = sweeps.load_sweep(args.config, args.sweep)
     args.common = config_cli.typed_overrides(base, args.common_texts)
-    named, args.quick_inputs = sweeps.name_trials(trials), {}
+    named, args.quick_inputs, args.resolved = sweeps.name_trials(trials), {}, {}
     configs = {name: {**args.common, **sweeps.config_overrides(o)} for name, o in named}
     if args.quick:
         quick_trial, args.quick_inputs = sweeps.load_quick(args.config, workdir)
@@ -133,6 +141,9 @@ def prepare(args: argparse.Namespace) -> list[dict]:
         records.append({"name": name, "overrides": overrides, "parent": parent,
                         "init_from": config.get(sweeps.INIT_KEY, ""), "workdir": trial_dir,
                         "command": trial_command(config_arg, trial_dir, config)})
+        resolved = base.copy_and_resolve_references()
+        sweeps.apply_overrides(resolved, config)
+        args.resolved[name] = json.loads(resolved.to_json())
     os.makedirs(workdir, exist_ok=True)
     write_json(manifest_path, {"config": config_arg, "sweep": args.sweep, "quick": args.quick,
                                "common_overrides": args.common,
@@ -364,12 +375,43 @@ def code_version() -> str:
     return proc.stdout.strip() if proc.returncode == 0 else "unknown"
 
 
-def record_launch(trial_dir: str, parallel: int) -> None:
-    """Append the code, ``--parallel`` and time of a trial's launch to its ``launches.jsonl``."""
+def start_digest(record: dict) -> str | None:
+    """What a trial starts from, for ``--reuse-from``: its start file's sha256 (None: no
+    file); a staged trial's parent workdir is no file."""
+    if record["parent"] is not None:
+        return "a parent's workdir"
+    path = os.path.join(ROOT, record["init_from"]) if record["init_from"] else ""
+    return reuse.file_digest(path) if not path or os.path.isfile(path) else "no such file"
+
+
+def record_launch(record: dict, parallel: int) -> None:
+    """Append the code, ``--parallel``, time and start file's digest of a trial's launch to
+    its ``launches.jsonl``."""
     launch = {"code": code_version(), "parallel": parallel,
-              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    with open(os.path.join(trial_dir, sweeps.LAUNCHES), "a", encoding="utf-8") as f:
+              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "init_sha256": start_digest(record)}
+    with open(os.path.join(record["workdir"], sweeps.LAUNCHES), "a", encoding="utf-8") as f:
         f.write(json.dumps(launch) + "\n")
+
+
+def reuse_trials(records: list[dict], args: argparse.Namespace) -> dict:
+    """Copy every never-launched trial with a start file (or none) that a finished trial of
+    the ``--reuse-from`` sweeps ran (``experiments/reuse.py``); {name: its status}."""
+    workdir = os.path.abspath(args.workdir)
+    finished = reuse.finished_trials(args.reuse_from, workdir)
+    status = {}
+    for record in records:
+        if (record["parent"] is not None or is_finished(record)
+                or os.path.exists(os.path.join(record["workdir"], sweeps.LAUNCHES))):
+            continue
+        source = reuse.match(args.resolved[record["name"]], start_digest(record), finished)
+        if source is not None:
+            reuse.copy_trial(source, record["workdir"])
+            status[record["name"]] = f"reused (copied from {source})"
+    if status:
+        print(f"{len(status)} trials copied from finished trials of other sweeps "
+              "(--reuse-from), not trained again")
+    return status
 
 
 def program_of(record: dict) -> str:
@@ -392,12 +434,13 @@ def first_of_each_program_first(records: list[dict]) -> list[dict]:
     return [records[i] for i in sorted(range(len(records)), key=lambda i: (ranks[i], i))]
 
 
-def run_trials(records: list[dict], parallel: int, workdir: str) -> dict:
+def run_trials(records: list[dict], parallel: int, workdir: str, reused: dict) -> dict:
     """Run the unfinished trials, ``parallel`` at a time, the first of each program first
     (``first_of_each_program_first``), each staged one after its parent, and none beside a
     running trial that compiles its program while another trial is ready; the status of every
-    trial."""
-    status = {r["name"]: "skipped (finished before)" for r in records if is_finished(r)}
+    trial (``reused``: those just copied from other sweeps)."""
+    status = {r["name"]: reused.get(r["name"], "skipped (finished before)")
+              for r in records if is_finished(r)}
     queue = first_of_each_program_first([r for r in records if not is_finished(r)])
     compiled = {program_of(r) for r in records if r["name"] in status}
     launcher = TrialLauncher(ROOT, trial_environment(workdir))
@@ -413,7 +456,7 @@ def run_trials(records: list[dict], parallel: int, workdir: str) -> dict:
                 record = next_ready(queue, status, compiling)
                 if record is None:
                     break
-                record_launch(record["workdir"], parallel)
+                record_launch(record, parallel)
                 log = open(os.path.join(record["workdir"], "log.txt"), "a", encoding="utf-8")
                 proc = launcher.start(record["command"], log)
                 running[record["name"]] = (proc, log, time.monotonic(), record)
@@ -447,6 +490,7 @@ def main(argv: list[str]) -> int:
     try:
         records = prepare(args)
         make_quick_inputs(records, args.quick_inputs, args.parallel)
+        reused = reuse_trials(records, args)
         if args.emit_commands:
             emit_commands(records, args.emit_commands)
             return 0
@@ -458,7 +502,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     workdir = os.path.abspath(args.workdir)
-    status = run_trials(records, args.parallel, workdir)
+    status = run_trials(records, args.parallel, workdir, reused)
     write_json(os.path.join(workdir, "sweep_status.json"), status)
     print(f"sweep {args.sweep!r} in {workdir}:")
     for record in records:

@@ -1,5 +1,6 @@
 """Sweeps: axis helpers, overrides, the resumable runner and the report."""
 
+import hashlib
 import json
 import os
 import re
@@ -11,7 +12,7 @@ import pytest
 from scipy import stats
 
 from configs import default
-from experiments import report, study_figures, sweep
+from experiments import report, reuse, study_figures, sweep
 from fcn_jax import data, sweeps
 from fcn_jax.data import pipeline
 from fcn_jax.writer import read_metrics
@@ -57,6 +58,10 @@ SWEEPS = {{
                        + sweeps.stages({{"seed": 1, "train.batch_size": 3}},
                                        {{"model.variant": "fcn16s", "seed": 1}})),
     "figure": lambda: sweeps.stages({{"seed": 0}}, {{"model.variant": "fcn16s", "seed": 0}}),
+    # a one-trial sweep, and one that holds that trial and another
+    "shared": lambda: [{{"seed": 0, "optim.learning_rate": 1e-3}}],
+    "overlap": lambda: sweeps.product(sweeps.sweep("seed", [1, 0]),
+                                      [{{"optim.learning_rate": 1e-3}}]),
     # a 2-step run trained on to 4, beside the 4-step run (logged every 2 steps, which changes
     # none of its numbers)
     "longer": lambda: ([SHORTER] + sweeps.lengthened(SHORTER, 4)
@@ -301,6 +306,50 @@ def test_a_longer_run_continues_the_shorter_ones_workdir_and_equals_the_direct_r
     assert [r["step"] for r in read_metrics(str(longer)) if r["split"] == "eval"] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
+def test_a_trial_another_sweep_finished_is_copied_not_trained(tiny_config_file, tmp_path):
+    studies = tmp_path / "studies"
+    first = ["--config", tiny_config_file, "--sweep", "shared", "--workdir",
+             str(studies / "shared")]
+    assert run_module("experiments.sweep", *first).returncode == 0
+    source = studies / "shared" / "seed=0,learning_rate=0.001"
+    args = ["--config", tiny_config_file, "--sweep", "overlap", "--workdir",
+            str(studies / "overlap"), "--reuse-from", str(studies)]
+    proc = run_module("experiments.sweep", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "1 trials copied from finished trials of other sweeps" in proc.stdout
+    status = json.loads((studies / "overlap" / "sweep_status.json").read_text())
+    assert status == {"seed=1": "finished", "seed=0": f"reused (copied from {source})"}
+    copied = studies / "overlap" / "seed=0"
+    for name in ("results.json", "metrics.jsonl", "launches.jsonl", "config.json"):
+        assert (copied / name).read_bytes() == (source / name).read_bytes(), name
+    assert json.loads((copied / "trial.json").read_text())["workdir"] == str(copied)
+    launches = [json.loads(line) for line in (copied / "launches.jsonl").read_text().splitlines()]
+    assert [launch["init_sha256"] for launch in launches] == [None]  # no start file
+    assert run_module("experiments.report", str(studies / "overlap")).returncode == 0
+    # the copy is a finished trial: a rerun skips it, and its source is left as it was
+    proc = run_module("experiments.sweep", *args)
+    status = json.loads((studies / "overlap" / "sweep_status.json").read_text())
+    assert set(status.values()) == {"skipped (finished before)"}
+
+
+def test_a_copied_trial_needs_the_same_resolved_config_and_start_file(tmp_path):
+    config = {"seed": 0, "model": {"init_from": "a.npz", "width": 0.125}}
+    finished = [("w1", reuse.without_start({**config, "seed": 1}), {"abc"}),
+                ("w2", reuse.without_start({**config, "model": {"init_from": "b.npz",
+                                                                "width": 0.125}}), {"abc"})]
+    assert reuse.match(config, "abc", finished) == "w2"  # the same file under another name
+    assert reuse.match(config, "abd", finished) is None  # other contents
+    assert reuse.match({**config, "seed": 2}, "abc", finished) is None
+    assert reuse.match(config, "abc", [("w3", finished[1][1], {"abc", "abd"})]) is None
+    weights = tmp_path / "w.npz"
+    weights.write_bytes(b"weights")
+    assert reuse.file_digest(str(weights)) == hashlib.sha256(b"weights").hexdigest()
+    assert reuse.file_digest("") is None
+    with pytest.raises(FileNotFoundError, match="no-such-dir: no such directory"):
+        reuse.sweep_dirs(str(tmp_path / "no-such-dir"))
+
+
 def test_a_longer_run_changes_only_the_step_count_of_the_run_it_continues():
     shorter = {"seed": 0, "train.num_steps": 2}
     named = sweeps.name_trials([shorter, *sweeps.lengthened(shorter, 4, 6)])
@@ -543,7 +592,7 @@ def fake_record(tmp_path, name, parent, exit_status, seed=0, **overrides):
     workdir.mkdir()
     code = (f"open({str(tmp_path / 'started')!r}, 'a').write({name!r} + ' '); "
             f"import sys; sys.exit({exit_status})")
-    return {"name": name, "parent": parent, "workdir": str(workdir),
+    return {"name": name, "parent": parent, "workdir": str(workdir), "init_from": "",
             "overrides": {"seed": seed, **overrides}, "command": [sys.executable, "-c", code]}
 
 
@@ -551,7 +600,7 @@ def test_every_arm_runs_its_first_seed_before_any_arm_its_second(tmp_path):
     """An arm's later seeds then find the programs its first seed compiled in the cache."""
     records = [fake_record(tmp_path, f"{arm}{seed}", None, 0, seed, **{"model.variant": arm})
                for arm in "abc" for seed in (0, 1)]
-    sweep.run_trials(records, parallel=1, workdir=str(tmp_path))
+    sweep.run_trials(records, parallel=1, workdir=str(tmp_path), reused={})
     assert (tmp_path / "started").read_text().split() == ["a0", "b0", "c0", "a1", "b1", "c1"]
 
 
@@ -561,7 +610,7 @@ def test_a_line_search_runs_the_first_rate_of_every_net_first(tmp_path):
     records = [fake_record(tmp_path, f"{net}{rate}", None, 0, 0,
                            **{"model.backbone": net, "optim.learning_rate": rate})
                for net in ("vgg", "alex") for rate in (0.1, 0.2, 0.3)]
-    sweep.run_trials(records, parallel=1, workdir=str(tmp_path))
+    sweep.run_trials(records, parallel=1, workdir=str(tmp_path), reused={})
     assert (tmp_path / "started").read_text().split() == [
         "vgg0.1", "alex0.1", "vgg0.2", "alex0.2", "vgg0.3", "alex0.3"]
 
@@ -579,7 +628,7 @@ def test_a_trial_waits_while_its_program_compiles_if_another_can_run(tmp_path):
     for record in records:  # each finishes: writes its results before exiting
         results = os.path.join(record["workdir"], "results.json")
         record["command"][-1] = f"open({results!r}, 'w').close(); " + record["command"][-1]
-    status = sweep.run_trials(records, parallel=2, workdir=str(tmp_path))
+    status = sweep.run_trials(records, parallel=2, workdir=str(tmp_path), reused={})
     assert set(status.values()) == {"finished"}
     assert (tmp_path / "started").read_text().split() == ["b0", "b1", "a0", "a1"]
 
@@ -603,7 +652,7 @@ def test_a_chain_after_an_interrupted_or_failed_parent(parent_exit, child_status
     records = [fake_record(tmp_path, "a", None, parent_exit),
                fake_record(tmp_path, "b", "a", 0), fake_record(tmp_path, "c", "b", 0),
                fake_record(tmp_path, "other", None, 3)]
-    status = sweep.run_trials(records, parallel=2, workdir=str(tmp_path))
+    status = sweep.run_trials(records, parallel=2, workdir=str(tmp_path), reused={})
     assert status["b"] == child_status
     assert status["c"] == child_status.replace("parent a", "parent b")
     assert not (tmp_path / "b" / "log.txt").exists()
