@@ -73,12 +73,13 @@ mutation: install-test
 ## make studies: the classifier (and the other backbones' for backbones and backbone_lr), then each
 ## study of configs/default.py (STUDIES=... picks some)
 ## run by experiments.sweep into $(STUDIES_DIR)/NAME, summarised by experiments.report, and
-## the report copied to docs/experiments/study_NAME. Resumable: finished trials are skipped.
+## the report copied to docs/experiments/study_NAME. Resumable: finished trials are skipped,
+## and a trial another study already ran (the same config and classifier) is copied from it.
 ## Hours on a 2-core CPU (see docs/experiments.md, Studies); PARALLEL=2 runs two trials at once.
 studies: classifier $(if $(filter backbones backbone_lr,$(STUDIES)),backbone-classifiers)
 	for s in $(STUDIES); do \
 	    $(PY) -m experiments.sweep --config $(CONFIG) --sweep $$s --workdir $(STUDIES_DIR)/$$s \
-	        --parallel $(PARALLEL) && \
+	        --parallel $(PARALLEL) --reuse-from $(STUDIES_DIR) && \
 	    $(PY) -m experiments.report $(STUDIES_DIR)/$$s && \
 	    mkdir -p $(STUDY_DOCS)/study_$$s && \
 	    cp -r $(STUDIES_DIR)/$$s/report.md $(STUDIES_DIR)/$$s/report.json \

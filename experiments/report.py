@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from fcn_jax import sweeps  # noqa: E402
-from experiments import study_figures  # noqa: E402
+from experiments import reuse, study_figures  # noqa: E402
 from fcn_jax.metrics import PAPER_METRICS  # noqa: E402
 from fcn_jax.workdir import write_json  # noqa: E402
 from fcn_jax.writer import read_metrics  # noqa: E402
@@ -56,7 +56,8 @@ def load_trials(sweep_dir: str) -> tuple[dict, list[dict]]:
                        "results": read_json(results_path) if os.path.exists(results_path)
                        else None,
                        "logs": read_metrics(trial_dir), "launches": launches,
-                       "code": sorted({launch["code"] for launch in launches})})
+                       "code": sorted({launch["code"] for launch in launches}),
+                       "reused": os.path.exists(os.path.join(trial_dir, reuse.REUSED))})
     return manifest, trials
 
 
@@ -86,7 +87,9 @@ def code_line(trials: list[dict]) -> str:
                          for code, n in code_versions(trials).items())
     parallel = [launch["parallel"] for t in trials for launch in t["launches"]]
     at_once = f"; up to {max(parallel)} trials at a time" if parallel else ""
-    return f"Code (`git describe` at each trial's launch): {versions}{at_once}."
+    reused = sum(t["reused"] for t in trials)
+    copied = f"; {reused} of them copied from another sweep's runs" if reused else ""
+    return f"Code (`git describe` at each trial's launch): {versions}{at_once}{copied}."
 
 
 def group_rows(keys: list[str], trials: list[dict]) -> list[dict]:

@@ -327,6 +327,8 @@ def test_a_trial_another_sweep_finished_is_copied_not_trained(tiny_config_file, 
     launches = [json.loads(line) for line in (copied / "launches.jsonl").read_text().splitlines()]
     assert [launch["init_sha256"] for launch in launches] == [None]  # no start file
     assert run_module("experiments.report", str(studies / "overlap")).returncode == 0
+    assert ("up to 1 trials at a time; 1 of them copied from another sweep's runs."
+            in (studies / "overlap" / "report.md").read_text())
     # the copy is a finished trial: a rerun skips it, and its source is left as it was
     proc = run_module("experiments.sweep", *args)
     status = json.loads((studies / "overlap" / "sweep_status.json").read_text())
