@@ -16,7 +16,7 @@ import shutil
 
 from fcn_jax import sweeps
 
-INIT_KEY = sweeps.INIT_KEY
+START_SECTION, START_FIELD = sweeps.INIT_KEY.split(".")  # model.init_from
 REUSED = "reused.json"  # in a copied trial's workdir: where it was copied from
 NOT_COPIED = (".lock", "trial.json", REUSED)
 
@@ -55,7 +55,13 @@ def finished_trials(directories: list[str], own: str) -> list[tuple[str, dict, s
     for sweep_dir in (d for directory in directories for d in sweep_dirs(directory)):
         if os.path.abspath(sweep_dir) == os.path.abspath(own):
             continue
-        for trial in read_json(os.path.join(sweep_dir, "sweep.json"))["trials"]:
+        manifest = os.path.join(sweep_dir, "sweep.json")
+        try:
+            trials = read_json(manifest)["trials"]
+        except (ValueError, KeyError) as error:
+            raise ValueError(f"--reuse-from: {manifest} is not a sweep's manifest ({error!r}); "
+                             "name sweep directories, or move that file out") from None
+        for trial in trials:
             workdir = os.path.join(sweep_dir, trial["name"])
             paths = [os.path.join(workdir, name) for name in ("results.json", "config.json",
                                                               sweeps.LAUNCHES)]
@@ -69,7 +75,8 @@ def finished_trials(directories: list[str], own: str) -> list[tuple[str, dict, s
 
 def without_start(config: dict) -> dict:
     """A resolved config with its start file's path left out (its contents are compared)."""
-    return {**config, "model": {k: v for k, v in config["model"].items() if k != "init_from"}}
+    section = {k: v for k, v in config[START_SECTION].items() if k != START_FIELD}
+    return {**config, START_SECTION: section}
 
 
 def match(config: dict, digest: str | None, trials: list) -> str | None:

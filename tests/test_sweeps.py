@@ -350,6 +350,10 @@ def test_a_copied_trial_needs_the_same_resolved_config_and_start_file(tmp_path):
     assert reuse.file_digest("") is None
     with pytest.raises(FileNotFoundError, match="no-such-dir: no such directory"):
         reuse.sweep_dirs(str(tmp_path / "no-such-dir"))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "sweep.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"other/sweep.json is not a sweep's manifest"):
+        reuse.finished_trials([str(tmp_path)], str(tmp_path / "own"))
 
 
 def test_a_longer_run_changes_only_the_step_count_of_the_run_it_continues():
