@@ -190,22 +190,29 @@ def sgd_lr_sweep() -> list[dict]:
                           [{k: v for k, v in setting.items() if k != "optim.learning_rate"}])
 
 
+def paper_fcn32s(seed: int) -> dict:
+    """FCN-32s from the classifier under PAPER_RECIPE for its stage's steps: ``skips``' first
+    stage and the start of ``convergence``'s runs (one config: ``--reuse-from`` shares it)."""
+    return {**PAPER_RECIPE, "seed": seed, **EVAL_EVERY, sweeps.INIT_KEY: CLASSIFIER_WEIGHTS,
+            "model.variant": "fcn32s", "train.num_steps": STAGE_STEPS["fcn32s"]}
+
+
 # How long FCN-32s keeps learning under PAPER_RECIPE: the evidence for STAGE_STEPS.
 CONVERGENCE_STEPS = 4000
-CONVERGENCE_EVAL_EVERY = 500
 
 
 def convergence_sweep() -> list[dict]:
-    """Step counts (section 4.1's recipe at this scale): FCN-32s from the classifier under
-    PAPER_RECIPE for ``CONVERGENCE_STEPS`` steps, evaluated every ``CONVERGENCE_EVAL_EVERY``,
-    five seeds. The rate is constant and nothing else depends on the step count, so a run's
-    evaluation at step n is the n-step run's result: one run per seed gives every shorter
-    count."""
-    setting = {**PAPER_RECIPE, "model.variant": "fcn32s", sweeps.INIT_KEY: CLASSIFIER_WEIGHTS,
-               "train.num_steps": CONVERGENCE_STEPS,
-               "train.eval_every": CONVERGENCE_EVAL_EVERY,
-               "train.checkpoint_every": CONVERGENCE_EVAL_EVERY}
-    return sweeps.product(sweeps.sweep("seed", STUDY_SEEDS), [setting])
+    """Step counts (section 4.1's recipe at this scale): ``paper_fcn32s`` trained on to 1500,
+    2000, ... ``CONVERGENCE_STEPS`` steps, each count the previous run continued
+    (``sweeps.lengthened``: the rate is constant, so it is the run of that many steps),
+    evaluated every 250, five seeds. Its runs to 2000 steps are ``skips``' FCN-32s and its
+    equal-step controls, the same configs."""
+    trials = []
+    for seed in STUDY_SEEDS:
+        first = paper_fcn32s(seed)
+        trials += [first, *sweeps.lengthened(first, *range(first["train.num_steps"] + 500,
+                                                          CONVERGENCE_STEPS + 1, 500))]
+    return trials
 
 
 def skips_sweep() -> list[dict]:
@@ -227,8 +234,8 @@ def skips_sweep() -> list[dict]:
         def stage(variant: str) -> dict:
             return {"model.variant": variant, "train.num_steps": STAGE_STEPS[variant]}
 
-        trials.append({**start, **stage("fcn32s"), "optim.train_only": ("score_fr",)})
-        fcn32s, fcn16s, fcn8s = sweeps.stages({**start, **stage("fcn32s")},
+        trials.append({**paper_fcn32s(seed), "optim.train_only": ("score_fr",)})
+        fcn32s, fcn16s, fcn8s = sweeps.stages(paper_fcn32s(seed),
                                               {**common, **stage("fcn16s")},
                                               {**common, **stage("fcn8s")})
         trials += [fcn32s, fcn16s, fcn8s]

@@ -5,8 +5,10 @@ Studies share arms: `balancing`'s unweighted arm, `augmentation`'s mirrored one 
 `upsampling`'s fixed-bilinear one. Training is deterministic, so a trial whose resolved config
 equals a finished trial's (its ``config.json``), starting from a file of the same contents, is
 that trial: its workdir (checkpoints, logs, results, and the launches that record the code it
-ran) is copied rather than trained again. Only a trial never launched is filled this way, and
-only from a file start (a staged trial starts from its own sweep's workdir).
+ran) is copied rather than trained again; a longer run made by continuing a shorter one
+equals the straight run, so how a run got to its steps does not matter. Only a trial never
+launched is filled this way, and only one that starts from a file or from nothing (a staged
+trial starts from a parent in its own sweep).
 """
 
 import hashlib
@@ -16,7 +18,9 @@ import shutil
 
 from fcn_jax import sweeps
 
-START_SECTION, START_FIELD = sweeps.INIT_KEY.split(".")  # model.init_from
+# How a run was started, by path: a start file (its contents are compared instead) and the
+# shorter run it continued (a continued run is the straight one: fcn_jax/continuation.py).
+START_KEYS = (sweeps.INIT_KEY, sweeps.CONTINUE_KEY)
 REUSED = "reused.json"  # in a copied trial's workdir: where it was copied from
 NOT_COPIED = (".lock", "trial.json", REUSED)
 
@@ -74,9 +78,12 @@ def finished_trials(directories: list[str], own: str) -> list[tuple[str, dict, s
 
 
 def without_start(config: dict) -> dict:
-    """A resolved config with its start file's path left out (its contents are compared)."""
-    section = {k: v for k, v in config[START_SECTION].items() if k != START_FIELD}
-    return {**config, START_SECTION: section}
+    """A resolved config without the paths it was started from (``START_KEYS``)."""
+    config = dict(config)
+    for key in START_KEYS:
+        section, field = key.split(".")
+        config[section] = {k: v for k, v in config[section].items() if k != field}
+    return config
 
 
 def match(config: dict, digest: str | None, trials: list) -> str | None:

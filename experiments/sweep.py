@@ -375,10 +375,16 @@ def code_version() -> str:
     return proc.stdout.strip() if proc.returncode == 0 else "unknown"
 
 
+def is_staged(record: dict) -> bool:
+    """Whether a trial starts from a parent's workdir in its own sweep (a staged trial, or
+    a longer run of one)."""
+    return os.path.dirname(record["init_from"]) == os.path.dirname(record["workdir"])
+
+
 def start_digest(record: dict) -> str | None:
     """What a trial starts from, for ``--reuse-from``: its start file's sha256 (None: no
     file); a staged trial's parent workdir is no file."""
-    if record["parent"] is not None:
+    if is_staged(record):
         return "a parent's workdir"
     path = os.path.join(ROOT, record["init_from"]) if record["init_from"] else ""
     return reuse.file_digest(path) if not path or os.path.isfile(path) else "no such file"
@@ -395,13 +401,14 @@ def record_launch(record: dict, parallel: int) -> None:
 
 
 def reuse_trials(records: list[dict], args: argparse.Namespace) -> dict:
-    """Copy every never-launched trial with a start file (or none) that a finished trial of
-    the ``--reuse-from`` sweeps ran (``experiments/reuse.py``); {name: its status}."""
+    """Copy every never-launched trial that starts from a file (or nothing) and that a
+    finished trial of the ``--reuse-from`` sweeps ran (``experiments/reuse.py``); {name: its
+    status}."""
     workdir = os.path.abspath(args.workdir)
     finished = reuse.finished_trials(args.reuse_from, workdir)
     status = {}
     for record in records:
-        if (record["parent"] is not None or is_finished(record)
+        if (is_staged(record) or is_finished(record)
                 or os.path.exists(os.path.join(record["workdir"], sweeps.LAUNCHES))):
             continue
         source = reuse.match(args.resolved[record["name"]], start_digest(record), finished)

@@ -304,6 +304,13 @@ def test_a_longer_run_continues_the_shorter_ones_workdir_and_equals_the_direct_r
     results = [json.loads((d / "results.json").read_text()) for d in (longer, direct)]
     assert results[0]["metrics"] == results[1]["metrics"]
     assert [r["step"] for r in read_metrics(str(longer)) if r["split"] == "eval"] == [1, 2, 3, 4]
+    # another sweep of these runs copies all three, the longer run too (it is the straight run)
+    args = ["--config", tiny_config_file, "--sweep", "longer", "--workdir",
+            str(tmp_path / "again"), "--reuse-from", str(sweep_dir)]
+    proc = run_module("experiments.sweep", *args)
+    assert "3 trials copied" in proc.stdout, proc.stderr[-3000:]
+    status = json.loads((tmp_path / "again" / "sweep_status.json").read_text())
+    assert status["num_steps=4"] == f"reused (copied from {longer})"
 
 
 @pytest.mark.slow
@@ -335,12 +342,31 @@ def test_a_trial_another_sweep_finished_is_copied_not_trained(tiny_config_file, 
     assert set(status.values()) == {"skipped (finished before)"}
 
 
+def test_skips_and_convergence_share_their_fcn32s_runs(tmp_path):
+    """convergence's runs to 2000 steps are skips' FCN-32s and its equal-step controls: the
+    same resolved configs once the paths they start from are left out, from one file."""
+    resolved = {}
+    for name in ("skips", "convergence"):
+        args = sweep.parse_args(["--config", "configs/default.py", "--sweep", name,
+                                 "--workdir", str(tmp_path / name)])
+        records = sweep.prepare(args)
+        resolved[name] = [json.dumps(reuse.without_start(args.resolved[r["name"]]),
+                                     sort_keys=True)
+                          for r in records if not sweep.is_staged(r)]
+        digests = {sweep.start_digest(r) for r in records if not sweep.is_staged(r)}
+        assert len(digests) == 1 and None not in digests  # the classifier, made or not
+    shared = set(resolved["skips"]) & set(resolved["convergence"])
+    assert len(shared) == 3 * 5 and len(resolved["convergence"]) == 7 * 5
+
+
 def test_a_copied_trial_needs_the_same_resolved_config_and_start_file(tmp_path):
-    config = {"seed": 0, "model": {"init_from": "a.npz", "width": 0.125}}
+    config = {"seed": 0, "model": {"init_from": "a.npz", "width": 0.125},
+              "train": {"continue_from": ""}}
     finished = [("w1", reuse.without_start({**config, "seed": 1}), {"abc"}),
                 ("w2", reuse.without_start({**config, "model": {"init_from": "b.npz",
-                                                                "width": 0.125}}), {"abc"})]
-    assert reuse.match(config, "abc", finished) == "w2"  # the same file under another name
+                                                                "width": 0.125},
+                                            "train": {"continue_from": "shorter"}}), {"abc"})]
+    assert reuse.match(config, "abc", finished) == "w2"  # the same start by other paths
     assert reuse.match(config, "abd", finished) is None  # other contents
     assert reuse.match({**config, "seed": 2}, "abc", finished) is None
     assert reuse.match(config, "abc", [("w3", finished[1][1], {"abc", "abd"})]) is None
@@ -556,7 +582,7 @@ def test_a_missing_start_file_stops_the_sweep_before_any_trial(tiny_config_file,
     assert not list((tmp_path / "sweep").glob("*/log.txt"))
 
 
-@pytest.mark.parametrize("sweep, ready, waiting", [("sgd_lr", 4, 0), ("convergence", 5, 0),
+@pytest.mark.parametrize("sweep, ready, waiting", [("sgd_lr", 4, 0), ("convergence", 5, 30),
                                                    ("pretraining", 10, 0),
                                                    ("skips", 15, 35), ("upsampling", 25, 0),
                                                    ("loss_sampling", 15, 0), ("balancing", 10, 0),
