@@ -198,20 +198,19 @@ def paper_fcn32s(seed: int) -> dict:
 
 
 # How long FCN-32s keeps learning under PAPER_RECIPE: the evidence for STAGE_STEPS.
-CONVERGENCE_STEPS = 4000
+CONVERGENCE_STEPS = (2000, 3000, 4000)
 
 
 def convergence_sweep() -> list[dict]:
-    """Step counts (section 4.1's recipe at this scale): ``paper_fcn32s`` trained on to 1500,
-    2000, ... ``CONVERGENCE_STEPS`` steps, each count the previous run continued
-    (``sweeps.lengthened``: the rate is constant, so it is the run of that many steps),
-    evaluated every 250, five seeds. Its runs to 2000 steps are ``skips``' FCN-32s and its
-    equal-step controls, the same configs."""
+    """Step counts (section 4.1's recipe at this scale): ``paper_fcn32s`` trained on to each
+    of ``CONVERGENCE_STEPS``, each the previous run continued (``sweeps.lengthened``: the
+    rate is constant, so it is the run of that many steps), evaluated every 250, five seeds.
+    Its runs of 1000 and 2000 steps are ``skips``' FCN-32s and its 2000-step control, the
+    same runs."""
     trials = []
     for seed in STUDY_SEEDS:
-        first = paper_fcn32s(seed)
-        trials += [first, *sweeps.lengthened(first, *range(first["train.num_steps"] + 500,
-                                                          CONVERGENCE_STEPS + 1, 500))]
+        trials += [paper_fcn32s(seed), *sweeps.lengthened(paper_fcn32s(seed),
+                                                          *CONVERGENCE_STEPS)]
     return trials
 
 
