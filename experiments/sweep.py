@@ -333,7 +333,7 @@ def next_ready(queue: list[dict], status: dict, compiling: set = frozenset()) ->
     one whose program is not in ``compiling`` (being compiled by a running trial) if any is
     ready, so that it loads the program once compiled rather than compile it alongside."""
     ready = [r for r in queue if r["parent"] is None
-             or status.get(r["parent"], "").startswith(("finished", "skipped"))]
+             or status.get(r["parent"], "").startswith(("finished", "skipped", "reused"))]
     record = next((r for r in ready if program_of(r) not in compiling), ready[0] if ready else None)
     if record is not None:
         queue.remove(record)

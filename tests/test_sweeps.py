@@ -64,6 +64,7 @@ SWEEPS = {{
                                       [{{"optim.learning_rate": 1e-3}}]),
     # a 2-step run trained on to 4, beside the 4-step run (logged every 2 steps, which changes
     # none of its numbers)
+    "short": lambda: [SHORTER],
     "longer": lambda: ([SHORTER] + sweeps.lengthened(SHORTER, 4)
                        + [{{**SHORTER, "train.num_steps": 4, "train.log_every": 2}}]),
 }}
@@ -291,11 +292,20 @@ def test_a_staged_trial_starts_from_its_parents_workdir_after_it(tiny_config_fil
 @pytest.mark.slow
 def test_a_longer_run_continues_the_shorter_ones_workdir_and_equals_the_direct_run(
         tiny_config_file, tmp_path):
-    sweep_dir = tmp_path / "sweep"
-    args = ["--config", tiny_config_file, "--sweep", "longer", "--workdir", str(sweep_dir)]
+    short_sweep = tmp_path / "short"
+    proc = run_module("experiments.sweep", "--config", tiny_config_file, "--sweep", "short",
+                      "--workdir", str(short_sweep))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep_dir = tmp_path / "sweep"  # the shorter run copied from there, the longer trained
+    args = ["--config", tiny_config_file, "--sweep", "longer", "--workdir", str(sweep_dir),
+            "--reuse-from", str(short_sweep)]
     proc = run_module("experiments.sweep", *args, "--parallel", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     shorter, longer = sweep_dir / "num_steps=2", sweep_dir / "num_steps=4"
+    status = json.loads((sweep_dir / "sweep_status.json").read_text())
+    copied = short_sweep / "schedule=constant,num_steps=2"
+    assert status == {shorter.name: f"reused (copied from {copied})",
+                      longer.name: "finished", "num_steps=4,log_every=2": "finished"}
     direct = sweep_dir / "num_steps=4,log_every=2"
     config = json.loads((longer / "config.json").read_text())
     assert config["train"]["continue_from"] == str(shorter)
