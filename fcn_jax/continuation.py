@@ -51,11 +51,12 @@ def check(config: ml_collections.ConfigDict) -> int:
             + (f"; and {len(differing) - 4} more" if len(differing) > 4 else "")
             + f"): a continuation may change only {', '.join(FREE_KEYS)}; pass that run's "
             "other values")
-    checkpointer = Checkpointer(source, create=False)
-    try:
-        step = checkpointer.latest_step()
-    finally:
-        checkpointer.close()
+    with WorkdirLock(source):  # a run still training there is refused
+        checkpointer = Checkpointer(source, create=False)
+        try:
+            step = checkpointer.latest_step()
+        finally:
+            checkpointer.close()
     if step is None:
         raise ContinuationError(f"{where}: no checkpoint in {checkpointer.directory}")
     if step > config.train.num_steps:

@@ -14,6 +14,7 @@ from fcn_jax import train
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.continuation import ContinuationError
 from fcn_jax.run import Run
+from fcn_jax.workdir import WorkdirInUse, WorkdirLock
 from fcn_jax.writer import read_metrics
 from tests.helpers import overridden_config, tiny_cli_overrides
 
@@ -90,6 +91,14 @@ def test_a_run_this_config_cannot_continue_is_refused_before_anything_is_written
         train.train_and_evaluate(wrong, str(tmp_path))
     assert "\n" not in str(error.value) and f"train.continue_from={short!r}" in str(error.value)
     assert not (tmp_path / "config.json").exists() and not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_a_run_still_training_is_refused(tiny_data_dir, runs, tmp_path):
+    _, short = runs
+    with WorkdirLock(short), pytest.raises(WorkdirInUse, match="is in use by pid"):
+        train.train_and_evaluate(config(tiny_data_dir, **{"train.continue_from": short}),
+                                 str(tmp_path))
+    assert not (tmp_path / "config.json").exists()
 
 
 def test_a_directory_that_holds_no_run_is_named(tiny_data_dir, tmp_path):
