@@ -352,11 +352,18 @@ def test_a_trial_another_sweep_finished_is_copied_not_trained(tiny_config_file, 
     assert set(status.values()) == {"skipped (finished before)"}
 
 
-def test_skips_and_convergence_share_their_fcn32s_runs(tmp_path):
-    """convergence's runs to 2000 steps are skips' FCN-32s and its equal-step controls: the
-    same resolved configs once the paths they start from are left out, from one file."""
+@pytest.mark.parametrize("first, second, shared, second_trials", [
+    ("skips", "convergence", 2 * 5, 4 * 5),  # FCN-32s at 1000 and 2000 steps
+    ("balancing", "augmentation", 5, 10),    # FCN-8s, the default augmentation, unweighted
+    ("balancing", "data_size", 5, 10),       # ... on all the training scenes
+    ("upsampling", "precision", 5, 10),      # FCN-8s, fixed bilinear, float32
+    ("sgd_lr", "learning_regime", 1, 10)])   # FCN-32s, SGD at 0.01, batch 16, seed 0
+def test_studies_share_their_common_runs(first, second, shared, second_trials, tmp_path):
+    """docs/experiments.md, Trials other sweeps already ran: the runs two studies have in
+    common are the same resolved configs once the paths they start from are left out, from
+    one file, so ``--reuse-from`` trains them once."""
     resolved = {}
-    for name in ("skips", "convergence"):
+    for name in (first, second):
         args = sweep.parse_args(["--config", "configs/default.py", "--sweep", name,
                                  "--workdir", str(tmp_path / name)])
         records = sweep.prepare(args)
@@ -365,8 +372,8 @@ def test_skips_and_convergence_share_their_fcn32s_runs(tmp_path):
                           for r in records if not sweep.is_staged(r)]
         digests = {sweep.start_digest(r) for r in records if not sweep.is_staged(r)}
         assert len(digests) == 1 and None not in digests  # the classifier, made or not
-    shared = set(resolved["skips"]) & set(resolved["convergence"])
-    assert len(shared) == 2 * 5 and len(resolved["convergence"]) == 4 * 5  # 1000, 2000 steps
+    assert len(set(resolved[first]) & set(resolved[second])) == shared
+    assert len(resolved[second]) == second_trials
 
 
 def test_a_copied_trial_needs_the_same_resolved_config_and_start_file(tmp_path):
