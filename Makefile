@@ -92,7 +92,8 @@ studies: classifier $(if $(filter backbones backbone_lr,$(STUDIES)),backbone-cla
 studies-quick: install
 	for s in $(STUDIES); do \
 	    $(PY) -m experiments.sweep --config $(CONFIG) --sweep $$s \
-	        --workdir $(QUICK_STUDIES_DIR)/$$s --quick --parallel $(PARALLEL) && \
+	        --workdir $(QUICK_STUDIES_DIR)/$$s --quick --parallel $(PARALLEL) \
+	        --reuse-from $(QUICK_STUDIES_DIR) && \
 	    $(PY) -m experiments.report $(QUICK_STUDIES_DIR)/$$s > /dev/null || exit 1; done
 
 clean:

@@ -185,6 +185,13 @@ def test_pretrain_then_fine_tune_through_the_commands(tmp_path):
     assert again.returncode == 0 and "reusing it" in again.stdout
     assert weights_file.stat().st_mtime_ns == modified
 
+    # Training is deterministic and the file holds only the weights: a second workdir's
+    # classifier is the same file, so --reuse-from can match trials started from either.
+    twin = run("fcn_jax.pretrain", "--config", "configs/classifier.py:quick", "--workdir",
+               str(tmp_path / "twin"), *trunk, env=env)
+    assert twin.returncode == 0, twin.stderr[-2000:]
+    assert (tmp_path / "twin" / "vgg16_classifier.npz").read_bytes() == weights_file.read_bytes()
+
     other = run("fcn_jax.pretrain", "--config", "configs/classifier.py:quick", "--workdir",
                 str(classifier_dir), *trunk, "--config.seed=1", env=env)
     assert other.returncode == 2 and other.stderr.count("\n") == 1
