@@ -44,6 +44,12 @@ def run_train_command(args: list[str], log_path: str, cwd: str, env: dict) -> No
         atexit._run_exitfuncs()  # as an interpreter's exit would (multiprocessing skips them)
 
 
+def send_result(sender, function, args: tuple) -> None:
+    """In the forked process: ``function(*args)``'s result, sent back through ``sender``."""
+    sender.send(function(*args))
+    sender.close()
+
+
 class ForkedTrial:
     """The ``subprocess.Popen`` calls a sweep makes (poll, returncode, send_signal), of a
     trial forked by ``TrialLauncher``; ``returncode`` is negative for a signal, as Popen's."""
@@ -89,3 +95,24 @@ class TrialLauncher:
                                        args=(command[3:], log.name, self.cwd, self.env))
         process.start()
         return ForkedTrial(process)
+
+    def call(self, function, *args):
+        """``function(*args)``, run where the trials run: in a process forked from the fork
+        server (its imports already made, so a check that needs JAX costs no interpreter's
+        imports here) where forking is available, else in this process. ``function`` must
+        be importable by name and return a picklable value."""
+        if self.context is None:
+            return function(*args)
+        os.environ.update(self.env)  # the fork server, started now, inherits it
+        receiver, sender = self.context.Pipe(duplex=False)
+        process = self.context.Process(target=send_result, args=(sender, function, args))
+        process.start()
+        sender.close()
+        try:
+            return receiver.recv()
+        except EOFError:
+            process.join()
+            raise RuntimeError(f"{function.__name__} died in the forked process (exit code "
+                               f"{process.exitcode}); its traceback is above") from None
+        finally:
+            process.join()

@@ -19,7 +19,9 @@ run (``sweeps.lengthened``) waits the same way for the run it continues
 instead of running them (e.g. for a SLURM job array); staged trials follow in a later emit,
 once their parents finished.
 A trial that starts from a file (``model.init_from``, e.g. the pretrained classifier) that does
-not exist stops the sweep before any trial runs (``--emit-commands`` warns and writes them).
+not exist stops the sweep before any trial runs (``--emit-commands`` warns and writes them),
+as does one whose file does not fit its model (names, shapes, input convention; checked on
+the model's shapes, once per file and model).
 ``--quick`` runs the study's quick form (the config file's ``quick_trial``): the first seeds,
 each trial seconds long on the smoke config, starting from quick forms of its files (e.g. a
 seconds-long classifier) made first inside WORKDIR, ``--parallel`` at a time; a way to try a
@@ -234,6 +236,36 @@ def check_init_files(records: list[dict], missing_is_error: bool) -> None:
                 raise FileNotFoundError(problem)
             print(f"warning: {problem}", file=sys.stderr)
             return
+
+
+def start_file_misfit(model_config: dict, path: str) -> str | None:
+    """``pretrained.misfit``, imported where it runs: in the fork server's child, which has
+    JAX imported already, rather than in the sweep's process, which never needs it."""
+    from fcn_jax.models import pretrained  # pylint: disable=import-outside-toplevel
+    return pretrained.misfit(model_config, path)
+
+
+def check_start_files(records: list[dict], workdir: str, resolved: dict) -> None:
+    """Every start file an unfinished trial loads (not a parent's workdir) fits that trial's
+    model, its names, shapes and input convention as the trial's import checks them, once per
+    file and model, before any trial runs; else an error naming the trial and the file."""
+    checked, launcher = set(), None
+    for record in records:
+        path = os.path.join(ROOT, record["init_from"]) if record["init_from"] else ""
+        if record["parent"] is not None or not os.path.isfile(path) or is_finished(record):
+            continue
+        model = resolved[record["name"]]["model"]
+        key = (path, json.dumps(model, sort_keys=True))
+        if key in checked:
+            continue
+        checked.add(key)
+        launcher = launcher or TrialLauncher(ROOT, trial_environment(workdir))
+        problem = launcher.call(start_file_misfit, model, path)
+        if problem:
+            raise ValueError(f"trial {record['name']}: {sweeps.INIT_KEY}="
+                             f"{record['init_from']!r} does not fit its model: {problem}; give "
+                             "it a file of its model's trunk, or model settings that fit the "
+                             "file; no trial started")
 
 
 def is_finished(record: dict) -> bool:
@@ -499,9 +531,11 @@ def main(argv: list[str]) -> int:
         make_quick_inputs(records, args.quick_inputs, args.parallel)
         reused = reuse_trials(records, args)
         if args.emit_commands:
+            check_start_files(records, os.path.abspath(args.workdir), args.resolved)
             emit_commands(records, args.emit_commands)
             return 0
         check_init_files(records, missing_is_error=True)
+        check_start_files(records, os.path.abspath(args.workdir), args.resolved)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

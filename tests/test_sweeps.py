@@ -13,8 +13,9 @@ from scipy import stats
 
 from configs import default
 from experiments import report, reuse, study_figures, sweep
-from fcn_jax import data, sweeps
+from fcn_jax import data, models, sweeps
 from fcn_jax.data import pipeline
+from fcn_jax.models import pretrained
 from fcn_jax.writer import read_metrics
 from tests.helpers import run_module
 
@@ -773,3 +774,53 @@ def test_coarse_labels_take_the_most_frequent_valid_label_per_block():
     np.testing.assert_array_equal(got, want)
     for label in (labels, labels[:, :2, :4]):
         np.testing.assert_array_equal(study_figures.coarse_labels(label, 1, 4), label)
+
+
+def trunk_file(path, **model) -> str:
+    """The trunk of TINY_CONFIG's FCN-32s (with ``model`` changed) as a weight file, the way a
+    classifier's file holds only the trunk."""
+    config = default.get_config("fcn32s")
+    sweeps.apply_overrides(config, {"model.width": 0.0625, "model.fc_channels": 16,
+                                    **{f"model.{k}": v for k, v in model.items()}})
+    arrays = pretrained.reference_arrays(models.build(config.model, 7, seed=0))
+    np.savez(path, **{k: v for k, v in arrays.items()
+                      if not k.startswith(("score_", "upscore"))})
+    return str(path)
+
+
+@pytest.mark.parametrize("make_file, problem", [
+    (lambda p: trunk_file(p, fc6_kernel=2),
+     "(1 problem): wrong shape: fc6.weight file (16, 32, 2, 2) vs model (16, 32, 3, 3) or "
+     "(16, 288); give"),
+    (lambda p: np.savez(p, foo=np.zeros(3)) or str(p),
+     "none of its 1 arrays has a layer name this importer knows (foo); expected")])
+def test_a_start_file_that_does_not_fit_stops_the_sweep_before_any_trial(
+        make_file, problem, tiny_config_file, tmp_path):
+    """A wrong classifier file (another trunk's shapes, or no known layer names) is one line
+    naming the trial and the file before any trial runs, in both modes; the file that fits
+    passes the same check."""
+    path = make_file(tmp_path / "start.npz")
+    args = ["--config", tiny_config_file, "--sweep", "grid", "--workdir", str(tmp_path / "sweep"),
+            f"--config.model.init_from={path}", "--config.model.init_convention=torchvision"]
+    for extra in ([], ["--emit-commands", str(tmp_path / "commands.txt")]):
+        proc = run_module("experiments.sweep", *args, *extra)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert proc.stderr.count("\n") == 1
+        assert proc.stderr.startswith(
+            f"error: trial learning_rate=0.001,seed=0: model.init_from={path!r} does not fit "
+            f"its model: {problem}")
+        assert proc.stderr.rstrip().endswith("; give it a file of its model's trunk, or model "
+                                             "settings that fit the file; no trial started")
+        assert not list((tmp_path / "sweep").glob("*/log.txt"))
+        assert not (tmp_path / "commands.txt").exists()
+
+
+def test_a_start_file_that_fits_passes_the_check(tiny_config_file, tmp_path):
+    path = trunk_file(tmp_path / "start.npz", fc6_kernel=2)
+    commands = tmp_path / "commands.txt"
+    proc = run_module("experiments.sweep", "--config", tiny_config_file, "--sweep", "grid",
+                      "--workdir", str(tmp_path / "sweep"), f"--config.model.init_from={path}",
+                      "--config.model.fc6_kernel=2", "--config.model.init_convention=torchvision",
+                      "--emit-commands", str(commands))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(commands.read_text().splitlines()) == 3

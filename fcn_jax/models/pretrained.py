@@ -38,9 +38,11 @@ import os
 import zipfile
 
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from flax import nnx
 
+from fcn_jax import models
 from fcn_jax.checkpoint import Checkpointer
 from fcn_jax.models.backbones import FULL_BACKBONE
 from fcn_jax.models.caffe import CaffeFCN
@@ -297,16 +299,20 @@ def fixed_value_mismatches(converted: dict, variables: dict) -> list[str]:
 
 def raise_if(problems: list[str], source: str) -> None:
     if problems:
-        raise WeightsError(f"{source} does not fit the model ({len(problems)} problems):\n  "
+        count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
+        raise WeightsError(f"{source} does not fit the model ({count}):\n  "
                            + "\n  ".join(problems))
 
 
-def load_reference(model: nnx.Module, arrays: dict, *, convention: str = "auto",
-                   source: str = "the weights") -> dict:
-    """Load a state dict (either layout) into ``model`` in place; returns what was done.
+def fitted(model: nnx.Module, arrays: dict, convention: str, source: str) -> tuple:
+    """A state dict (either layout) checked against ``model``'s names, shapes and input
+    convention, and converted to its layout, nothing assigned: (converted arrays, the file's
+    arrays by reference name, layout, convention). ``model`` may be abstract
+    (``models.shape_of``): only shapes are read.
 
     A file without score layers is a classifier's trunk (VGG16, AlexNet, GoogLeNet): only the
-    trunk is expected and the heads keep their initialisation. Otherwise every model variable must be in the file.
+    trunk is expected and the heads keep their initialisation. Otherwise every model variable
+    must be in the file.
     """
     arrays, layout = to_reference_names(arrays, model.backbone)
     variables = model_variables(model)
@@ -317,6 +323,44 @@ def load_reference(model: nnx.Module, arrays: dict, *, convention: str = "auto",
     expected = {k: v for k, v in variables.items() if not trunk_only or k in trunk}
     raise_if(mismatches(arrays, expected), source)
     converted = {k: to_model_layout(k, arrays[k], v.shape) for k, v in expected.items()}
+    return converted, arrays, layout, convention
+
+
+# The class count an abstract model is built with to check a trunk-only file (a classifier's),
+# whose score layers are not compared: any count would do.
+ANY_NUM_CLASSES = 2
+MISFITS_SHOWN = 3  # of a misfit's problems, in its one line
+
+
+def misfit(model_config: dict, path: str) -> str | None:
+    """What keeps the weight file ``path`` from initialising the FCN that ``model_config`` (a
+    resolved config's ``model`` section, as JSON) describes, in one line that leaves the path
+    to the caller; None when it fits.
+    Checked on the model's shapes (``models.shape_of``: nothing computed), as ``fitted``
+    checks it, so a wrong file is found before any training starts. A file with score layers
+    is checked at its own class count; the run checks it against the data's."""
+    try:
+        arrays = read_arrays(path)
+        score = arrays.get("score_fr.weight")
+        num_classes = ANY_NUM_CLASSES if score is None else int(score.shape[0])
+        model = models.shape_of(ml_collections.ConfigDict(model_config), num_classes)
+        fitted(model, arrays, model_config["init_convention"], path)
+    except (WeightsError, OSError) as error:
+        first, *problems = str(error).splitlines()
+        for named in (f"{path}: ", f"{path} does not fit the model ", f"{path} "):
+            first = first.removeprefix(named)  # the caller names the file
+        shown = "; ".join(p.strip() for p in problems[:MISFITS_SHOWN])
+        more = len(problems) - MISFITS_SHOWN
+        return " ".join([first, shown] + ([f"(and {more} more)"] if more > 0 else [])).strip()
+    return None
+
+
+def load_reference(model: nnx.Module, arrays: dict, *, convention: str = "auto",
+                   source: str = "the weights") -> dict:
+    """Load a state dict (either layout) into ``model`` in place (``fitted`` says what must
+    fit); returns what was done."""
+    converted, arrays, layout, convention = fitted(model, arrays, convention, source)
+    variables = model_variables(model)
     raise_if(fixed_value_mismatches(converted, variables), source)
     for key, value in converted.items():
         assign(variables[key], value)
