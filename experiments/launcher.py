@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import traceback
 
 TRAIN_MODULE = "fcn_jax.main"
 
@@ -45,8 +46,14 @@ def run_train_command(args: list[str], log_path: str, cwd: str, env: dict) -> No
 
 
 def send_result(sender, function, args: tuple) -> None:
-    """In the forked process: ``function(*args)``'s result, sent back through ``sender``."""
-    sender.send(function(*args))
+    """In the forked process: (True, ``function(*args)``) sent back through ``sender``, or
+    (False, the exception in one line) once its traceback is printed here."""
+    try:
+        result = (True, function(*args))
+    except Exception as error:  # pylint: disable=broad-except  (reported to the caller)
+        traceback.print_exc()
+        result = (False, f"{type(error).__name__}: {error}".splitlines()[0])
+    sender.send(result)
     sender.close()
 
 
@@ -99,8 +106,9 @@ class TrialLauncher:
     def call(self, function, *args):
         """``function(*args)``, run where the trials run: in a process forked from the fork
         server (its imports already made, so a check that needs JAX costs no interpreter's
-        imports here) where forking is available, else in this process. ``function`` must
-        be importable by name and return a picklable value."""
+        imports here; the server starts now if no trial started it) where forking is
+        available, else in this process. ``function`` must be importable by name and return
+        a picklable value; an exception in it is a RuntimeError here."""
         if self.context is None:
             return function(*args)
         os.environ.update(self.env)  # the fork server, started now, inherits it
@@ -109,10 +117,13 @@ class TrialLauncher:
         process.start()
         sender.close()
         try:
-            return receiver.recv()
+            ok, value = receiver.recv()
         except EOFError:
-            process.join()
-            raise RuntimeError(f"{function.__name__} died in the forked process (exit code "
-                               f"{process.exitcode}); its traceback is above") from None
+            ok, value = False, "no result"
         finally:
+            receiver.close()
             process.join()
+        if not ok:
+            raise RuntimeError(f"{function.__name__} failed in a forked process ({value}; exit "
+                               f"code {process.exitcode}): see its output above")
+        return value

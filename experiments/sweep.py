@@ -238,34 +238,58 @@ def check_init_files(records: list[dict], missing_is_error: bool) -> None:
             return
 
 
-def start_file_misfit(model_config: dict, path: str) -> str | None:
-    """``pretrained.misfit``, imported where it runs: in the fork server's child, which has
-    JAX imported already, rather than in the sweep's process, which never needs it."""
+def start_file_misfits(checks: list[tuple[dict, str]]) -> list[str | None]:
+    """``pretrained.misfit`` of each (model config, file) on the CPU (shapes and a small model
+    only: no accelerator is taken), imported where it runs, in the fork server's child, which
+    imported JAX already; the sweep's own process never needs it."""
+    import jax  # pylint: disable=import-outside-toplevel
     from fcn_jax.models import pretrained  # pylint: disable=import-outside-toplevel
-    return pretrained.misfit(model_config, path)
+    jax.config.update("jax_platforms", "cpu")
+    return [pretrained.misfit(model, path) for model, path in checks]
 
 
-def check_start_files(records: list[dict], workdir: str, resolved: dict) -> None:
-    """Every start file an unfinished trial loads (not a parent's workdir) fits that trial's
-    model, its names, shapes and input convention as the trial's import checks them, once per
-    file and model, before any trial runs; else an error naming the trial and the file."""
-    checked, launcher = set(), None
+def start_files_to_check(records: list[dict], resolved: dict) -> list[tuple[dict, str, dict]]:
+    """(record, start file, model config) of each distinct file and model that an unfinished
+    trial loads: not a parent's workdir (staged trials, longer runs), and not for a trial
+    that resumes from its own checkpoints or continues another run (``train.continue_from``),
+    which loads no start file."""
+    found, seen = [], set()
     for record in records:
         path = os.path.join(ROOT, record["init_from"]) if record["init_from"] else ""
-        if record["parent"] is not None or not os.path.isfile(path) or is_finished(record):
+        if (record["parent"] is not None or not os.path.isfile(path) or is_finished(record)
+                or has_checkpoint(record["workdir"])
+                or resolved[record["name"]]["train"]["continue_from"]):
             continue
         model = resolved[record["name"]]["model"]
         key = (path, json.dumps(model, sort_keys=True))
-        if key in checked:
-            continue
-        checked.add(key)
-        launcher = launcher or TrialLauncher(ROOT, trial_environment(workdir))
-        problem = launcher.call(start_file_misfit, model, path)
+        if key not in seen:
+            seen.add(key)
+            found.append((record, path, model))
+    return found
+
+
+def check_start_files(records: list[dict], workdir: str, resolved: dict) -> None:
+    """Every start file an unfinished trial loads fits that trial's model, as the trial's
+    import checks it (names, shapes, input convention, fixed layers), each file and model
+    once, before any trial runs; else an error naming the trial and the file."""
+    checks = start_files_to_check(records, resolved)
+    if not checks:
+        return
+    launcher = TrialLauncher(ROOT, trial_environment(workdir))
+    problems = launcher.call(start_file_misfits, [(model, path) for _, path, model in checks])
+    for (record, _, _), problem in zip(checks, problems):
         if problem:
             raise ValueError(f"trial {record['name']}: {sweeps.INIT_KEY}="
                              f"{record['init_from']!r} does not fit its model: {problem}; give "
                              "it a file of its model's trunk, or model settings that fit the "
                              "file; no trial started")
+
+
+def has_checkpoint(workdir: str) -> bool:
+    """Whether a trial's workdir holds a saved step (orbax names each by its number): the
+    trial resumes from it."""
+    directory = os.path.join(workdir, "checkpoints")
+    return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
 
 
 def is_finished(record: dict) -> bool:

@@ -64,3 +64,17 @@ def test_other_commands_run_as_subprocesses(tmp_path):
         assert isinstance(proc, subprocess.Popen)
         assert proc.wait(timeout=60) == 0
     assert (tmp_path / "log.txt").read_text() == "hello\n"
+
+
+def test_a_call_runs_in_a_forked_process_and_returns_or_raises_in_one_line():
+    """TrialLauncher.call (the sweep's check of its start files): the value from a process
+    forked from the fork server, or, without forking, from this one; an exception there is a
+    RuntimeError here that names it."""
+    forked = TrialLauncher(ROOT, dict(os.environ), fork=True)
+    assert forked.call(os.getpid) != os.getpid()
+    assert forked.call(divmod, 7, 2) == (3, 1)
+    with pytest.raises(RuntimeError, match=r"^int failed in a forked process \(ValueError: "
+                                           r"invalid literal for int\(\) with base 10: 'x'; "
+                                           r"exit code 0\): see its output above$"):
+        forked.call(int, "x")
+    assert TrialLauncher(ROOT, dict(os.environ), fork=False).call(os.getpid) == os.getpid()

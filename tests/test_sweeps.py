@@ -776,22 +776,85 @@ def test_coarse_labels_take_the_most_frequent_valid_label_per_block():
         np.testing.assert_array_equal(study_figures.coarse_labels(label, 1, 4), label)
 
 
-def trunk_file(path, **model) -> str:
-    """The trunk of TINY_CONFIG's FCN-32s (with ``model`` changed) as a weight file, the way a
-    classifier's file holds only the trunk."""
+def tiny_model_config(**model) -> dict:
+    """TINY_CONFIG's FCN-32s model section (with ``model`` changed), as a resolved config
+    holds it."""
     config = default.get_config("fcn32s")
     sweeps.apply_overrides(config, {"model.width": 0.0625, "model.fc_channels": 16,
+                                    "model.init_convention": "torchvision",
                                     **{f"model.{k}": v for k, v in model.items()}})
-    arrays = pretrained.reference_arrays(models.build(config.model, 7, seed=0))
+    return json.loads(config.to_json())["model"]
+
+
+def fcn_file(path, trunk_only: bool = True, **model) -> str:
+    """That FCN's weights as a file: its trunk only, as a classifier's file holds, or all."""
+    import ml_collections
+    config = ml_collections.ConfigDict(tiny_model_config(**model))
+    arrays = pretrained.reference_arrays(models.build(config, 7, seed=0))
     np.savez(path, **{k: v for k, v in arrays.items()
-                      if not k.startswith(("score_", "upscore"))})
+                      if not (trunk_only and k.startswith(("score_", "upscore")))})
     return str(path)
+
+
+def trunk_file(path, **model) -> str:
+    return fcn_file(path, trunk_only=True, **model)
+
+
+def test_misfit_is_what_the_import_refuses_in_one_line(tmp_path):
+    """pretrained.misfit, the sweep's check: None for a file the model loads; for one it does
+    not, what the import says, one line, the first problems and how many more."""
+    model = tiny_model_config()
+    assert pretrained.misfit(model, trunk_file(tmp_path / "trunk.npz")) is None
+    full = fcn_file(tmp_path / "full.npz", trunk_only=False)
+    assert pretrained.misfit(model, full) is None
+    with np.load(full) as archive:
+        arrays = dict(archive)
+    arrays["upscore.weight"] = arrays["upscore.weight"] * 2  # a fixed bilinear layer changed
+    np.savez(tmp_path / "changed.npz", **arrays)
+    assert pretrained.misfit(model, str(tmp_path / "changed.npz")) == (
+        "fixed in this model but different in the file: upscore.weight (max |diff| 0.969); make it "
+        "learnable")
+    wide = trunk_file(tmp_path / "wide.npz", fc_channels=32)  # fc6, fc7 out; fc7 in
+    assert pretrained.misfit(model, wide) == (
+        "wrong shape: fc6.bias file (32,) vs model (16,); wrong shape: fc6.weight file "
+        "(32, 32, 3, 3) vs model (16, 32, 3, 3) or (16, 288); wrong shape: fc7.bias file (32,) "
+        "vs model (16,); and 1 more")
+    assert pretrained.misfit(model, str(tmp_path / "none.npz")) == "no such file"
+
+
+def test_the_check_skips_trials_that_load_no_start_file(tmp_path):
+    """Checked once per file and model: unfinished trials that start from a file; not staged
+    or longer runs (a parent's workdir), finished or resuming trials, continued runs."""
+    path = trunk_file(tmp_path / "start.npz")
+    resolved, records = {}, []
+
+    def trial(name, parent=None, init_from=path, continue_from="", **model):
+        (tmp_path / name).mkdir()
+        resolved[name] = {"model": tiny_model_config(**model),
+                          "train": {"continue_from": continue_from}}
+        records.append({"name": name, "parent": parent, "init_from": init_from,
+                        "workdir": str(tmp_path / name)})
+        return tmp_path / name
+
+    trial("first")
+    trial("same_model")
+    trial("other_model", fc6_kernel=2)
+    trial("staged", parent="first", init_from=str(tmp_path / "first"))
+    (trial("finished") / "results.json").write_text("{}")
+    (trial("resuming") / "checkpoints" / "250").mkdir(parents=True)
+    (trial("crashed_before_a_save", dropout_rate=0.25) / "checkpoints").mkdir()
+    trial("continued", continue_from=str(tmp_path / "first"))
+    trial("missing", init_from=str(tmp_path / "none.npz"))
+    trial("from_scratch", init_from="")
+    found = sweep.start_files_to_check(records, resolved)
+    assert [(r["name"], p) for r, p, _ in found] == [
+        ("first", path), ("other_model", path), ("crashed_before_a_save", path)]
 
 
 @pytest.mark.parametrize("make_file, problem", [
     (lambda p: trunk_file(p, fc6_kernel=2),
-     "(1 problem): wrong shape: fc6.weight file (16, 32, 2, 2) vs model (16, 32, 3, 3) or "
-     "(16, 288); give"),
+     "wrong shape: fc6.weight file (16, 32, 2, 2) vs model (16, 32, 3, 3) or (16, 288); "
+     "give it"),
     (lambda p: np.savez(p, foo=np.zeros(3)) or str(p),
      "none of its 1 arrays has a layer name this importer knows (foo); expected")])
 def test_a_start_file_that_does_not_fit_stops_the_sweep_before_any_trial(

@@ -57,7 +57,12 @@ CONVENTIONS = ("auto", "caffe", "torchvision")
 
 
 class WeightsError(ValueError):
-    """A weight file or checkpoint does not fit the model; the message lists every problem."""
+    """A weight file or checkpoint does not fit the model; the message lists every problem,
+    and ``problems`` holds them where there is a list."""
+
+    def __init__(self, message: str, problems: list[str] = ()):
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 def torchvision_vgg16_names() -> dict[str, str]:
@@ -280,7 +285,7 @@ def mismatches(arrays: dict, expected: dict) -> list[str]:
                 for k, v in expected.items() if k not in arrays]
     problems += [f"unexpected: {k} {arrays[k].shape}" for k in arrays
                  if k not in expected and k not in DISCARDED]
-    for key in expected.keys() & arrays.keys():
+    for key in sorted(expected.keys() & arrays.keys()):
         accepted = file_shapes(key, expected[key].shape)
         if arrays[key].shape not in accepted:
             problems.append(f"wrong shape: {key} file {arrays[key].shape} vs model "
@@ -301,7 +306,7 @@ def raise_if(problems: list[str], source: str) -> None:
     if problems:
         count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
         raise WeightsError(f"{source} does not fit the model ({count}):\n  "
-                           + "\n  ".join(problems))
+                           + "\n  ".join(problems), problems)
 
 
 def fitted(model: nnx.Module, arrays: dict, convention: str, source: str) -> tuple:
@@ -335,23 +340,27 @@ MISFITS_SHOWN = 3  # of a misfit's problems, in its one line
 def misfit(model_config: dict, path: str) -> str | None:
     """What keeps the weight file ``path`` from initialising the FCN that ``model_config`` (a
     resolved config's ``model`` section, as JSON) describes, in one line that leaves the path
-    to the caller; None when it fits.
-    Checked on the model's shapes (``models.shape_of``: nothing computed), as ``fitted``
-    checks it, so a wrong file is found before any training starts. A file with score layers
-    is checked at its own class count; the run checks it against the data's."""
+    to the caller; None when it fits. The checks of ``load_reference``: for a trunk-only file
+    (a classifier's, all of whose layers are learned) on the model's shapes
+    (``models.shape_of``: nothing computed), for a file with score layers on a built model
+    (its fixed layers, e.g. bilinear upsampling, must equal the file's), at the file's own
+    class count (the run checks that against the data's)."""
+    config = ml_collections.ConfigDict(model_config)
     try:
         arrays = read_arrays(path)
         score = arrays.get("score_fr.weight")
-        num_classes = ANY_NUM_CLASSES if score is None else int(score.shape[0])
-        model = models.shape_of(ml_collections.ConfigDict(model_config), num_classes)
-        fitted(model, arrays, model_config["init_convention"], path)
-    except (WeightsError, OSError) as error:
-        first, *problems = str(error).splitlines()
-        for named in (f"{path}: ", f"{path} does not fit the model ", f"{path} "):
-            first = first.removeprefix(named)  # the caller names the file
-        shown = "; ".join(p.strip() for p in problems[:MISFITS_SHOWN])
-        more = len(problems) - MISFITS_SHOWN
-        return " ".join([first, shown] + ([f"(and {more} more)"] if more > 0 else [])).strip()
+        if score is None:
+            fitted(models.shape_of(config, ANY_NUM_CLASSES), arrays, config.init_convention,
+                   path)
+        else:
+            load_reference(models.build(config, int(score.shape[0]), seed=0), arrays,
+                           convention=config.init_convention, source=path)
+    except WeightsError as error:
+        if error.problems:
+            more = len(error.problems) - MISFITS_SHOWN
+            return "; ".join(error.problems[:MISFITS_SHOWN]) + (f"; and {more} more"
+                                                                 if more > 0 else "")
+        return str(error).removeprefix(f"{path}: ").removeprefix(f"{path} ")
     return None
 
 
