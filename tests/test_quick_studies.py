@@ -8,11 +8,13 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from configs import classifier, default
-from fcn_jax import sweeps
+from fcn_jax import models, sweeps
 from fcn_jax.data import embedded
+from fcn_jax.models import pretrained
 from tests.helpers import environment_without_cpu_device_count, run_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -198,20 +200,27 @@ def test_quick_inputs_are_made_parallel_at_a_time(tmp_path):
     other's marker file before writing its input (run one after the other, the first would
     wait in vain and fail)."""
     wait_for_the_other = (
-        "import os, sys, time; mine, other, out = sys.argv[1:]; open(mine, 'w').close(); "
-        "deadline = time.monotonic() + 120\n"
+        "import os, shutil, sys, time; mine, other, out, trunk = sys.argv[1:]; "
+        "open(mine, 'w').close(); deadline = time.monotonic() + 120\n"
         "while not os.path.exists(other):\n"
         "    time.sleep(0.05)\n"
         "    if time.monotonic() > deadline: sys.exit(4)\n"
-        "os.makedirs(os.path.dirname(out)); open(out, 'w').close()")
+        "os.makedirs(os.path.dirname(out)); shutil.copy(trunk, out)")
+    # What each command writes: the smoke net's trunk, which the sweep's check of start files
+    # accepts for the quick trials (reference names, read with the torchvision convention).
+    smoke = default.get_config("smoke").model
+    arrays = pretrained.reference_arrays(models.build(smoke, 7, seed=0))
+    trunk = tmp_path / "trunk.npz"
+    np.savez(trunk, **{k: v for k, v in arrays.items() if not k.startswith(("score_", "up"))})
+    start = {"seed": 0, "model.init_convention": "torchvision"}
     config = config_with_quick_inputs(
         tmp_path / "two_inputs.py", "two",
-        [{"seed": 0, "model.init_from": "a.npz"}, {"seed": 0, "model.init_from": "b.npz"}],
+        [{**start, "model.init_from": "a.npz"}, {**start, "model.init_from": "b.npz"}],
         f"    code = {wait_for_the_other!r}\n"
         "    def made(name, other):\n"
         "        out = f'{workdir}/{name}/{name}.npz'\n"
         "        return out, ['-c', code, f'{workdir}/{name}.started', "
-        "f'{workdir}/{other}.started', out]\n"
+        f"f'{{workdir}}/{{other}}.started', out, {str(trunk)!r}]\n"
         "    return {'a.npz': made('a', 'b'), 'b.npz': made('b', 'a')}\n")
     sweep_dir = tmp_path / "sweep"
     proc = run_module("experiments.sweep", "--config", str(config), "--sweep", "two",
