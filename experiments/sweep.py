@@ -20,8 +20,8 @@ instead of running them (e.g. for a SLURM job array); staged trials follow in a 
 once their parents finished.
 A trial that starts from a file (``model.init_from``, e.g. the pretrained classifier) that does
 not exist stops the sweep before any trial runs (``--emit-commands`` warns and writes them),
-as does one whose file does not fit its model (names, shapes, input convention; checked on
-the model's shapes, once per file and model).
+as does one whose file does not fit its model (names, shapes, input convention, fixed
+layers; as the trial's import checks it, once per file and model).
 ``--quick`` runs the study's quick form (the config file's ``quick_trial``): the first seeds,
 each trial seconds long on the smoke config, starting from quick forms of its files (e.g. a
 seconds-long classifier) made first inside WORKDIR, ``--parallel`` at a time; a way to try a
