@@ -480,7 +480,8 @@ STUDIES = {
         "reference": {"data.train_examples": 131},
         "claims": [{"arm": {"data.train_examples": 0}, "expect": "higher",
                     "paper": "training on SBD's 8498 images instead of VOC 2011 train's 1112: "
-                             "+3.4 mean IU, to 59.4 (FCN-VGG16, 4.4)"}]},
+                             "+3.4 mean IU, to 59.4 (FCN-VGG16, 4.4)"}],
+        "value_names": {"data.train_examples": [[0, "all"]]}},
     "learning_regime": {
         "reference": {"loss.normalize": True},
         "claims": [{"arm": {"loss.normalize": False}, "expect": "higher",

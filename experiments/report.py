@@ -208,10 +208,24 @@ def gain_table(found: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def value_name(value, pairs: list) -> str | None:
+    """The study's name for a swept value (``value_names``' ``[value, name]`` pairs), if any."""
+    return next((name for v, name in pairs if sweeps.as_json(v) == sweeps.as_json(value)), None)
+
+
+def name_values(rows: list[dict], value_names: dict) -> None:
+    """Give each row the study's names of its values (``row["names"]``), for its labels."""
+    for row in rows:
+        names = {k: value_name(row["setting"].get(k), pairs) for k, pairs in value_names.items()}
+        row["names"] = {k: name for k, name in names.items() if name is not None}
+
+
 def value_label(key: str, row: dict) -> str:
-    """A row's value of a swept key: "(base)" when its trials do not set it, "(parent)" for
-    the starting point of a staged trial."""
+    """A row's value of a swept key: the study's name for it if it has one, "(base)" when its
+    trials do not set it, "(parent)" for the starting point of a staged trial."""
     value = row["setting"].get(key)
+    if key in row.get("names", {}):
+        return row["names"][key]
     if value is None:
         return "(parent)" if key == sweeps.INIT_KEY and row["staged"] else "(base)"
     return '""' if value == "" else str(value)
@@ -376,19 +390,22 @@ def trial_states(sweep_dir: str, trials: list[dict]) -> dict:
             else "unfinished" for t in trials if t["results"] is None}
 
 
-def sorted_values(values: list) -> list:
-    """Distinct values, numerically sorted when they are all numbers."""
+def sorted_values(values: list, keep_order: bool = False) -> list:
+    """Distinct values, numerically sorted when they are all numbers (unless ``keep_order``)."""
     distinct = list({json.dumps(v): v for v in values}.values())
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in distinct):
+    if not keep_order and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in distinct):
         return sorted(distinct)
     return distinct
 
 
-def plot_metric_vs_key(path: str, key: str, keys: list[str], trials: list[dict]) -> None:
+def plot_metric_vs_key(path: str, key: str, keys: list[str], trials: list[dict],
+                       value_names: list | None = None) -> None:
     """Mean IU against ``key``'s values: one line per setting of the other keys (mean over
-    seeds) and a dot per trial."""
+    seeds) and a dot per trial. Values the study names are shown by name, in the sweep's
+    order."""
     finished = [t for t in trials if t["results"] is not None]
-    values = sorted_values([t["overrides"].get(key) for t in finished])
+    values = sorted_values([t["overrides"].get(key) for t in finished],
+                           keep_order=bool(value_names))
     position = {json.dumps(v): i for i, v in enumerate(values)}
     others = [k for k in keys if k not in (key, SEED_KEY)]
     series: dict[str, dict] = {}
@@ -402,7 +419,8 @@ def plot_metric_vs_key(path: str, key: str, keys: list[str], trials: list[dict])
         line, = ax.plot(xs, [np.mean(points[x]) for x in xs], marker="o", label=label or None)
         for x in xs:
             ax.scatter([x] * len(points[x]), points[x], s=10, color=line.get_color(), alpha=0.5)
-    ax.set_xticks(range(len(values)), [str(v) for v in values])
+    ax.set_xticks(range(len(values)), [value_name(v, value_names or []) or str(v)
+                                       for v in values])
     ax.set_xlabel(key)
     ax.set_ylabel("mean IU (%)")
     if others:
@@ -461,14 +479,15 @@ def plot_confusion(path: str, trial: dict) -> None:
     plt.close(fig)
 
 
-def write_figures(sweep_dir: str, keys: list[str], trials: list[dict]) -> list[str]:
+def write_figures(sweep_dir: str, keys: list[str], trials: list[dict],
+                  value_names: dict) -> list[str]:
     """All figures into ``sweep_dir/figures``; their paths."""
     figures = os.path.join(sweep_dir, "figures")
     os.makedirs(figures, exist_ok=True)
     paths = []
     for key in (k for k in keys if k != SEED_KEY):
         paths.append(os.path.join(figures, f"mean_iu_vs_{key}.png"))
-        plot_metric_vs_key(paths[-1], key, keys, trials)
+        plot_metric_vs_key(paths[-1], key, keys, trials, value_names.get(key))
     paths.append(os.path.join(figures, "learning_curves.png"))
     plot_learning_curves(paths[-1], trials)
     best = max((t for t in trials if t["results"] is not None),
@@ -483,6 +502,8 @@ def report(sweep_dir: str) -> str:
     manifest, trials = load_trials(sweep_dir)
     keys = manifest["swept_keys"]
     rows = group_rows(keys, trials)
+    value_names = (manifest.get("study") or {}).get("value_names", {})
+    name_values(rows, value_names)
     states = trial_states(sweep_dir, trials)
     parts = [f"# Sweep `{manifest['sweep']}` of `{manifest['config']}`", ""]
     if manifest.get("quick"):
@@ -513,7 +534,7 @@ def report(sweep_dir: str) -> str:
                       "interval:", "", gain_table(gains), ""]
     if states:
         parts += ["Not finished: " + ", ".join(f"`{n}` ({s})" for n, s in states.items()), ""]
-    figures = write_figures(sweep_dir, keys, trials) if rows else []
+    figures = write_figures(sweep_dir, keys, trials, value_names) if rows else []
     parts += [f"![{os.path.basename(p)}](figures/{os.path.basename(p)})" for p in figures]
     markdown = "\n".join(parts).rstrip() + "\n"
     with open(os.path.join(sweep_dir, "report.md"), "w", encoding="utf-8") as f:

@@ -18,8 +18,11 @@ A config file may describe a sweep as a study in a module-level ``STUDIES`` dict
 must be; a value ``None`` means "key not set by the trial"). Optionally ``"prediction_grid":
 {title: arm}`` (the paper's Figure 4: those arms' predictions side by side) and
 ``"coarse_upper_bound": [factor, ...]`` (the appendix: the best mean IU of a prediction at
-each stride) and ``"backbone_table": True`` (Table 1's columns per arm's backbone). Each arm must pick out exactly one setting (swept values but the seed). ``experiments.report`` then gives each arm's difference to
-the reference arm, paired by seed, and a row per claim.
+each stride) and ``"backbone_table": True`` (Table 1's columns per arm's backbone) and ``"value_names": {key:
+[[value, name], ...]}`` (what a swept value means, shown in the report's tables and figures in
+the sweep's order of values, e.g. ``data.train_examples`` 0 as "all"). Each arm must pick
+out exactly one setting (swept values but the seed). ``experiments.report`` then gives each
+arm's difference to the reference arm, paired by seed, and a row per claim.
 """
 
 import difflib
@@ -41,7 +44,8 @@ LINKS = {PARENT: INIT_KEY, CONTINUES: CONTINUE_KEY}
 STEPS_KEY = "train.num_steps"       # the one config value a longer run changes
 EXPECTATIONS = ("higher", "lower", "same")
 CLAIM_FIELDS = {"arm", "versus", "expect", "paper", "margin"}
-STUDY_FIELDS = {"reference", "claims", "prediction_grid", "coarse_upper_bound", "backbone_table"}
+STUDY_FIELDS = {"reference", "claims", "prediction_grid", "coarse_upper_bound", "backbone_table",
+                "value_names"}
 SEED_KEY = "seed"                   # trials that differ only in it are one setting's repeats
 LAUNCHES = "launches.jsonl"         # per trial: a line per launch (code, --parallel, time)
 
@@ -264,6 +268,7 @@ def check_study(study: dict, trials: list[dict], where: str) -> None:
     factors = study.get("coarse_upper_bound", [])
     if not all(isinstance(f, int) and f >= 1 for f in factors):
         raise ValueError(f"{where}: coarse_upper_bound {factors}; expected strides (ints >= 1)")
+    check_value_names(study.get("value_names", {}), trials, where)
     arms = [("reference", study["reference"])]
     grid = study.get("prediction_grid", {})
     if not isinstance(grid, dict):
@@ -291,6 +296,26 @@ def check_study(study: dict, trials: list[dict], where: str) -> None:
             raise ValueError(f"{where}: the {label} arm {arm} matches {len(found)} settings of "
                              "the sweep, not one" + (": name more of their swept values"
                                                      if found else ""))
+
+
+def check_value_names(names: dict, trials: list[dict], where: str) -> None:
+    """A study's ``value_names``: for swept keys, ``[value, name]`` pairs of values the sweep
+    has and distinct non-empty names."""
+    values = {k: [as_json(s[k]) for s in settings(trials)]
+              for k in swept_keys(trials) if k != SEED_KEY}
+    for key, pairs in names.items():
+        if key not in values:
+            raise ValueError(f"{where}: value_names names {key!r}, which the sweep does not "
+                             f"vary; the swept keys: {sorted(values)}")
+        if not (isinstance(pairs, list) and all(
+                isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[1], str) and p[1]
+                for p in pairs)):
+            raise ValueError(f"{where}: value_names[{key!r}] {pairs!r}; expected "
+                             "[[value, name], ...] with non-empty names")
+        unknown = [v for v, _ in pairs if as_json(v) not in values[key]]
+        if unknown or len({n for _, n in pairs}) != len(pairs):
+            raise ValueError(f"{where}: value_names[{key!r}] {pairs!r}; expected distinct names "
+                             f"of values the sweep has: {values[key]}")
 
 
 def matches(setting: dict, arm: dict) -> bool:

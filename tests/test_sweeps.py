@@ -512,6 +512,16 @@ STUDIES = {{"s": {study}}}
      r"prediction_grid \[\{'model.variant': 'fcn8s'\}\]; expected \{column title: arm\}"),
     ('{"reference": {"model.variant": "fcn8s"}, "coarse_upper_bound": [32, 0]}',
      r"coarse_upper_bound \[32, 0\]; expected strides \(ints >= 1\)"),
+    ('{"reference": {"model.variant": "fcn8s"}, "value_names": {"seed": [[0, "first"]]}}',
+     r"value_names names 'seed', which the sweep does not vary; the swept keys: "
+     r"\['model.variant'\]$"),
+    ('{"reference": {"model.variant": "fcn8s"}, "value_names": {"model.variant": {"fcn8s": "8"}}}',
+     r"value_names\['model.variant'\] \{'fcn8s': '8'\}; expected \[\[value, name\], ...\]"),
+    ('{"reference": {"model.variant": "fcn8s"}, "value_names": {"model.variant": '
+     '[["fcn16s", "16"]]}}',
+     r"expected distinct names of values the sweep has: \['fcn32s', 'fcn8s'\]$"),
+    ('{"reference": {"model.variant": "fcn8s"}, "value_names": {"model.variant": '
+     '[["fcn8s", "x"], ["fcn32s", "x"]]}}', r"expected distinct names of values the sweep"),
 ])
 def test_a_bad_study_is_one_line_before_any_trial(study, error, tmp_path):
     path = tmp_path / "study.py"
@@ -577,6 +587,28 @@ def test_the_study_report_gives_paired_intervals_and_claim_verdicts(tmp_path):
     assert "| 16s > 32s | variant=fcn16s minus variant=fcn32s | +" in markdown
     assert "| at-once > 32s |" in markdown and "| no: lower |" in markdown
     assert len(payload["differences"]) == 3
+
+
+def test_a_study_names_its_values_in_the_report_tables_and_figure(tmp_path, monkeypatch):
+    values = {(v, s): x + s for v, x in (("fcn8s", 30.0), ("fcn32s", 20.0)) for s in range(2)}
+    study = {"reference": {"model.variant": "fcn8s"}, "value_names": {"model.variant": [
+        ["fcn32s", "coarse"]]}, "claims": [{"arm": {"model.variant": "fcn32s"},
+                                            "expect": "lower", "paper": "p"}]}
+    fake_study_dir(tmp_path, values, study)
+    assert report.main([str(tmp_path)]) == 0
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| coarse | 2 |" in markdown and "| fcn8s | 2 |" in markdown  # the unnamed stays
+    assert "| p | variant=coarse minus variant=fcn8s | -10.00 ± 0.00 |" in markdown
+    # the figure keeps the sweep's order of named values (fcn8s first), ticks by name
+    figures = []
+    monkeypatch.setattr(report.plt, "close", figures.append)
+    manifest, trials = report.load_trials(str(tmp_path))
+    report.plot_metric_vs_key(str(tmp_path / "f.png"), "model.variant", ["model.variant", "seed"],
+                              trials, study["value_names"]["model.variant"])
+    ticks = [t.get_text() for t in figures[0].axes[0].get_xticklabels()]
+    assert ticks == ["fcn8s", "coarse"]
+    assert report.sorted_values([32, 8, 16]) == [8, 16, 32]
+    assert report.sorted_values([32, 8, 32], keep_order=True) == [32, 8]
 
 
 def test_a_study_arm_without_finished_trials_is_one_line(tmp_path):
