@@ -393,7 +393,8 @@ def trial_states(sweep_dir: str, trials: list[dict]) -> dict:
 def sorted_values(values: list, keep_order: bool = False) -> list:
     """Distinct values, numerically sorted when they are all numbers (unless ``keep_order``)."""
     distinct = list({json.dumps(v): v for v in values}.values())
-    if not keep_order and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in distinct):
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in distinct)
+    if numbers and not keep_order:
         return sorted(distinct)
     return distinct
 

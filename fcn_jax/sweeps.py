@@ -16,13 +16,14 @@ A config file may describe a sweep as a study in a module-level ``STUDIES`` dict
 "expect": "higher" | "lower" | "same", "margin": 1.0, "paper": "what the paper says"}]}``
 (``versus`` defaults to the reference arm; ``margin``, in mean IU points, is how close "same"
 must be; a value ``None`` means "key not set by the trial"). Optionally ``"prediction_grid":
-{title: arm}`` (the paper's Figure 4: those arms' predictions side by side) and
+{title: arm}`` (the paper's Figure 4: those arms' predictions side by side),
 ``"coarse_upper_bound": [factor, ...]`` (the appendix: the best mean IU of a prediction at
-each stride) and ``"backbone_table": True`` (Table 1's columns per arm's backbone) and ``"value_names": {key:
-[[value, name], ...]}`` (what a swept value means, shown in the report's tables and figures in
-the sweep's order of values, e.g. ``data.train_examples`` 0 as "all"). Each arm must pick
-out exactly one setting (swept values but the seed). ``experiments.report`` then gives each
-arm's difference to the reference arm, paired by seed, and a row per claim.
+each stride), ``"backbone_table": True`` (Table 1's columns per arm's backbone) and
+``"value_names": {key: [[value, name], ...]}`` (what a swept value means, shown in the
+report's tables and figures in the sweep's order of values, e.g. ``data.train_examples`` 0 as
+"all"). Each arm must pick out exactly one setting (swept values but the seed).
+``experiments.report`` then gives each arm's difference to the reference arm, paired by seed,
+and a row per claim.
 """
 
 import difflib
